@@ -1,0 +1,20 @@
+/**
+ * The one error type llmcc raises for bad input. The CLI prints it as
+ * `llmcc: error: <message>, <where>` and exits 2; anything else is a bug.
+ */
+export class LlmccError extends Error {
+  /** Where the problem is: a file, a node name, an op — whatever locates it for the user. */
+  readonly where: string | undefined;
+
+  constructor(message: string, where?: string) {
+    super(where ? `${message}, ${where}` : message);
+    this.name = 'LlmccError';
+    this.where = where;
+  }
+}
+
+/** Names a node for error messages: `node "name" (Op)`. */
+export function describeNode(node: { name: string; op: string; domain: string }): string {
+  const op = node.domain && node.domain !== 'ai.onnx' ? `${node.domain}.${node.op}` : node.op;
+  return `node "${node.name}" (${op})`;
+}
