@@ -130,7 +130,8 @@ export function encodeMiniFloat(type: MiniFloat, value: number, saturate = true)
   const s = SPECS[type];
   const table = positives(type);
   const signBit = s.special === 'e8m0' ? 0 : 1 << (s.bits - 1);
-  const nanCode = s.special === 'fnuz' ? signBit : s.special === 'e8m0' ? 0xff : s.special === 'none' ? table.length - 1 : 0x7f;
+  // f4e2m1 has no NaN; ml_dtypes (the ONNX reference) maps NaN to its -0 code.
+  const nanCode = s.special === 'fnuz' || s.special === 'none' ? signBit : s.special === 'e8m0' ? 0xff : 0x7f;
   if (Number.isNaN(value)) return nanCode;
   const negative = value < 0 && s.special !== 'e8m0';
   const a = Math.abs(value);

@@ -1,5 +1,6 @@
 import type { DType } from './dtype.js';
 import type { Tensor } from './tensor.js';
+import type { QuantInfo } from './quant.js';
 
 /**
  * A dimension: a number when static, a string when symbolic. A symbolic dim is either
@@ -12,6 +13,8 @@ export interface TensorType {
   dtype: DType;
   /** undefined when even the rank is unknown. */
   shape: Dim[] | undefined;
+  /** Set on quantized weights: how the stored codes map to real values (see quant.ts). */
+  quant?: QuantInfo;
 }
 
 export type Attribute =

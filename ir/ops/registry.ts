@@ -3,9 +3,10 @@ import { elementwiseOps } from './elementwise/index.js';
 import { shapeOps } from './shape/index.js';
 import { nnOps } from './nn/index.js';
 import { microsoftOps } from './microsoft/index.js';
+import { llmccOps } from './llmcc/index.js';
 
 const table = new Map<string, OpDef>();
-for (const def of [...elementwiseOps, ...shapeOps, ...nnOps, ...microsoftOps]) {
+for (const def of [...elementwiseOps, ...shapeOps, ...nnOps, ...microsoftOps, ...llmccOps]) {
   const key = keyOf(def.domain, def.op);
   if (table.has(key)) throw new Error(`op ${key} registered twice`);
   table.set(key, def);

@@ -1,0 +1,34 @@
+import { LlmccError } from '../../../ir/errors.js';
+import { getBackend } from '../../../targets/registry.js';
+import { runConformance } from '../../conformance.js';
+import { writeFileAtomic } from '../../fsutil.js';
+import { EXIT_MISMATCH, EXIT_OK } from '../errors.js';
+
+export interface ConformanceOptions {
+  target: string;
+  filter?: string;
+  json?: string;
+}
+
+/** `llmcc conformance`: one line per backend test, then `N passed, N failed, N skipped`. */
+export async function conformanceCommand(dir: string, options: ConformanceOptions): Promise<number> {
+  const backend = getBackend(options.target);
+  let filter: RegExp | undefined;
+  if (options.filter !== undefined) {
+    try {
+      filter = new RegExp(options.filter);
+    } catch {
+      throw new LlmccError(`--filter is not a valid regular expression: ${options.filter}`);
+    }
+  }
+  const summary = await runConformance(dir, backend, {
+    ...(filter ? { filter } : {}),
+    onResult: (r) => {
+      const detail = r.detail ? `: ${r.detail.replace(/\s*\n\s*/g, ' ')}` : '';
+      console.log(`${r.status} ${r.test}${detail}`);
+    },
+  });
+  if (options.json) writeFileAtomic(options.json, `${JSON.stringify(summary, null, 2)}\n`);
+  console.log(`${summary.passed} passed, ${summary.failed} failed, ${summary.skipped} skipped`);
+  return summary.failed ? EXIT_MISMATCH : EXIT_OK;
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { compileCommand } from './commands/compile.js';
+import { conformanceCommand } from './commands/conformance.js';
+import { inspectCommand } from './commands/inspect.js';
+import { runCommand } from './commands/run.js';
+import { EXIT_INVALID, reportError } from './errors.js';
+
+function parseNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a non-negative number');
+  return n;
+}
+
+function buildProgram(exit: (code: number) => void): Command {
+  const program = new Command('llmcc')
+    .description('Compiler for low-bit LLM inference: ONNX in, target kernels out.')
+    .option('--verbose', 'print stack traces with errors')
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `llmcc: ${s}` : s),
+    });
+
+  program.command('inspect')
+    .description('opsets, op histogram, parameters by dtype, inputs/outputs, and op × target support')
+    .argument('<model>', 'model.onnx')
+    .option('--json', 'machine-readable report')
+    .action(async (model: string, opts: { json?: boolean }) => exit(await inspectCommand(model, opts)));
+
+  program.command('run')
+    .description('run a model on a backend-test data set and compare with its outputs (exit 0 ok, 1 mismatch, 2 invalid input)')
+    .argument('<model>', 'model.onnx')
+    .requiredOption('--data <dir>', 'test_data_set directory with input_K.pb (and output_K.pb)')
+    .option('--target <name>', 'target to run on', 'ref')
+    .option('--atol <a>', 'absolute tolerance (default by dtype: f32 1e-4, f16/bf16 1e-2, integers exact)', parseNumber)
+    .option('--rtol <r>', 'relative tolerance (default 0, f64 1e-5)', parseNumber)
+    .option('--out <dir>', 'also write the outputs as <dir>/output_K.pb')
+    .action(async (model: string, opts: { data: string; target: string; atol?: number; rtol?: number; out?: string }) =>
+      exit(await runCommand(model, opts)));
+
+  program.command('conformance')
+    .description('run every ONNX backend-test directory under <dir>')
+    .argument('<dir>', 'folder of backend-test directories')
+    .option('--target <name>', 'target to run on', 'ref')
+    .option('--filter <regex>', 'only tests whose name matches')
+    .option('--json <file>', 'write the results as JSON')
+    .action(async (dir: string, opts: { target: string; filter?: string; json?: string }) =>
+      exit(await conformanceCommand(dir, opts)));
+
+  program.command('compile')
+    .description('compile a model; --emit ir prints the verified, typed IR')
+    .argument('<model>', 'model.onnx')
+    .addOption(new Option('--emit <what>', 'what to produce').choices(['ir']).makeOptionMandatory())
+    .option('-o, --output <file>', 'write to a file instead of stdout')
+    .action(async (model: string, opts: { emit: 'ir'; output?: string }) => exit(await compileCommand(model, opts)));
+
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const verbose = argv.includes('--verbose');
+  let code = 0;
+  const program = buildProgram((c) => { code = c; });
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version exit 0; usage errors are invalid input.
+      code = error.exitCode === 0 ? 0 : EXIT_INVALID;
+    } else {
+      code = reportError(error, verbose);
+    }
+  }
+  process.exitCode = code;
+}
+
+await main(process.argv);

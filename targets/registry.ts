@@ -1,0 +1,18 @@
+import { LlmccError } from '../ir/errors.js';
+import type { Backend } from './backend.js';
+import { referenceBackend } from './ref/backend.js';
+
+/** Every target this build can run, by `--target` name. */
+const backends: readonly Backend[] = [referenceBackend];
+
+export function allBackends(): readonly Backend[] {
+  return backends;
+}
+
+export function getBackend(name: string): Backend {
+  const backend = backends.find((b) => b.name === name);
+  if (!backend) {
+    throw new LlmccError(`unknown target '${name}' (available: ${backends.map((b) => b.name).join(', ')})`);
+  }
+  return backend;
+}
