@@ -110,7 +110,8 @@ class InferenceRun {
     const declared = this.declaredOf(graph);
     const scope = new Scope(parent);
     const inputNames = new Set(graph.inputs.map((i) => i.name));
-    graph.valueInfo = new Map();
+    // Filled on the side so a failed inference leaves the graph's declared types intact.
+    const types = new Map<string, TensorType>();
 
     graph.inputs.forEach((input, i) => {
       const given = inputTypes?.[i];
@@ -119,7 +120,7 @@ class InferenceRun {
         : declared.inputs[i];
       input.type = type;
       scope.set(input.name, { type });
-      graph.valueInfo.set(input.name, type);
+      types.set(input.name, type);
     });
     for (const [name, weight] of graph.initializers) {
       if (inputNames.has(name)) continue; // an overridable default: typed (and not constant) as the input
@@ -132,21 +133,26 @@ class InferenceRun {
         return loaded;
       };
       scope.set(name, { type, constant });
-      graph.valueInfo.set(name, type);
+      types.set(name, type);
     }
 
-    for (const node of topologicalSort(graph)) this.inferNode(node, graph, scope, declared);
+    for (const node of topologicalSort(graph)) this.inferNode(node, types, scope, declared);
 
-    return graph.outputs.map((output, i) => {
+    const outputTypes = graph.outputs.map((output, i) => {
       const facts = scope.get(output.name);
       if (!facts) throw new LlmccError(`graph output '${output.name}' is never produced`, `graph "${graph.name}"`);
-      const type = mergeTypes(facts.type, declared.outputs[i], output.name, `output of graph "${graph.name}"`, this.symbols);
-      output.type = type;
-      return type;
+      return mergeTypes(facts.type, declared.outputs[i], output.name, `output of graph "${graph.name}"`, this.symbols);
     });
+    graph.outputs.forEach((output, i) => {
+      output.type = outputTypes[i];
+      // The node that makes it sees the same refinement (e.g. a declared dim name).
+      if (types.has(output.name)) types.set(output.name, outputTypes[i]);
+    });
+    graph.valueInfo = types;
+    return outputTypes;
   }
 
-  private inferNode(node: Node, graph: Graph, scope: Scope, declared: Declared): void {
+  private inferNode(node: Node, types: Map<string, TensorType>, scope: Scope, declared: Declared): void {
     const def = lookupOp(node.domain, node.op);
     if (!def) throw new LlmccError('unsupported op', describeNode(node));
     const facts = node.inputs.map((name) => {
@@ -197,9 +203,12 @@ class InferenceRun {
       // A folded value is exact; it refines whatever the op could say symbolically.
       let type: TensorType = value ? { dtype: value.dtype, shape: [...value.shape] } : info.type;
       const known = declared.valueInfo.get(name);
-      if (known) type = mergeTypes(type, known, name, describeNode(node), this.symbols);
-      graph.valueInfo.set(name, type);
-      const shapeValue = info.shapeValue ?? shapeValueOfConstant(value);
+      // A folded value is the truth: exporters sometimes declare constants with the wrong
+      // rank (ORT warns and keeps the inferred shape), so only its quant info is taken.
+      if (known && value) type = known.quant ? { ...type, quant: known.quant } : type;
+      else if (known) type = mergeTypes(type, known, name, describeNode(node), this.symbols);
+      types.set(name, type);
+      const shapeValue = shapeValueOfConstant(value) ?? info.shapeValue;
       scope.set(name, { type, constant: value ? () => value : undefined, shapeValue });
     });
   }

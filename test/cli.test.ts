@@ -99,7 +99,7 @@ describe('llmcc inspect', () => {
     const r = llmcc('inspect', MODEL);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/opsets: ai\.onnx 20/);
-    expect(r.stdout).toMatch(/parameters: 4,192 /);
+    expect(r.stdout).toMatch(/parameters: 4,224 /);
     expect(r.stdout).toMatch(/x: f32\[batch,sequence,32\]/);
     expect(r.stdout).toMatch(/MatMul\s+2\s+yes/);
     expect(r.stdout).toMatch(/target ref: all ops supported/);

@@ -46,12 +46,18 @@ export function encodeTensorBytes(tensor: Tensor): Uint8Array {
       case 'u16': view.setUint16(i * 2, v, true); break;
       case 'i32': view.setInt32(i * 4, v, true); break;
       case 'u32': view.setUint32(i * 4, v, true); break;
-      case 'i64': view.setBigInt64(i * 8, BigInt(Math.trunc(v)), true); break;
-      case 'u64': view.setBigUint64(i * 8, BigInt(Math.trunc(v)), true); break;
+      // 2^63 is how INT64_MAX reads as a number: clamp rather than wrap to INT64_MIN.
+      case 'i64': view.setBigInt64(i * 8, clampBig(v, -(2n ** 63n), 2n ** 63n - 1n), true); break;
+      case 'u64': view.setBigUint64(i * 8, clampBig(v, 0n, 2n ** 64n - 1n), true); break;
       default: out[i] = encodeMiniFloat(dtype as MiniFloat, v); // the float8 formats
     }
   }
   return out;
+}
+
+function clampBig(value: number, lo: bigint, hi: bigint): bigint {
+  const n = BigInt(Math.trunc(value));
+  return n < lo ? lo : n > hi ? hi : n;
 }
 
 export function decodeTensorBytes(dtype: DType, shape: readonly number[], bytes: Uint8Array): Tensor {

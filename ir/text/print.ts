@@ -122,12 +122,13 @@ export function printOpName(domain: string, op: string): string {
 function printAttribute(attr: Attribute, options: PrintOptions, indent: string): string {
   switch (attr.kind) {
     case 'int': return printInt(attr.value);
-    case 'float': return printFloat(attr.value, 'f32');
+    // ONNX attribute floats are f32: print (and parse) them as such.
+    case 'float': return printFloat(Math.fround(attr.value), 'f32');
     case 'string': return quote(attr.value);
     case 'tensor': return printTensorLiteral(attr.value, true);
     case 'graph': return printGraph(attr.value, options, indent);
     case 'ints': return printList(attr.value.map(printInt), 'ints');
-    case 'floats': return printList(attr.value.map((v) => printFloat(v, 'f32')), 'floats');
+    case 'floats': return printList(attr.value.map((v) => printFloat(Math.fround(v), 'f32')), 'floats');
     case 'strings': return printList(attr.value.map(quote), 'strings');
     case 'tensors': return printList(attr.value.map((t) => printTensorLiteral(t, true)), 'tensors');
     case 'graphs': return printList(attr.value.map((g) => printGraph(g, options, indent)), 'graphs');

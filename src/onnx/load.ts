@@ -79,7 +79,14 @@ export function loadModelFromBytes(bytes: Uint8Array, options: { path: string })
   const symbols = new Set<string>();
   collectDimParams(proto.graph, symbols);
   const importer = new Importer(file, path.dirname(path.resolve(file)), functions, symbols);
-  const graph = importer.graph(proto.graph, 'main', file);
+  let graph: Graph;
+  try {
+    graph = importer.graph(proto.graph, 'main', file);
+  } catch (e) {
+    // Only a pathological file nests deep enough to exhaust the stack.
+    if (e instanceof RangeError && /call stack/.test(e.message)) throw invalid('subgraphs nest too deeply');
+    throw e;
+  }
   return {
     irVersion: int64ToNumber(proto.irVersion as Int64Like),
     producer: [proto.producerName, proto.producerVersion].filter(Boolean).join(' '),
@@ -160,6 +167,8 @@ function collectDimParams(graph: GraphProto, into: Set<string>): void {
 class Importer {
   private readonly cache: ExternalFileCache = new Map();
   private nextSymbol = 0;
+  /** Functions being inlined, outermost first: a call already on it would recurse forever. */
+  private readonly calls: string[] = [];
 
   constructor(
     private readonly file: string,
@@ -200,7 +209,7 @@ class Importer {
         valueInfo.set(vi.name, this.tensorType(vi.type, `value_info "${vi.name}"`, scope));
       }
     }
-    const nodes = nameNodes(this.nodes(proto.node ?? [], scope, []));
+    const nodes = nameNodes(this.nodes(proto.node ?? [], scope));
     return { name: proto.name || fallbackName, inputs, outputs, nodes, initializers, valueInfo };
   }
 
@@ -209,6 +218,10 @@ class Importer {
     if (!name) throw new LlmccError(`a ${what} has no name`, scope);
     const weight = initializers.get(name);
     if (!vi.type && weight) return { name, type: { dtype: weight.dtype, shape: [...weight.shape] } };
+    if (!vi.type && scope !== this.file) {
+      // ONNX lets subgraph inputs/outputs omit types; the IR's ValueInfo requires one.
+      throw new LlmccError(`${what} "${name}" has no type (untyped subgraph inputs/outputs are not supported yet)`, scope);
+    }
     return { name, type: this.tensorType(vi.type, `${what} "${name}"`, scope) };
   }
 
@@ -229,7 +242,7 @@ class Importer {
     if (!tensor.shape) return { dtype, shape: undefined };
     const shape: Dim[] = (tensor.shape.dim ?? []).map((d, axis) => {
       // `value` names the oneof member actually present in the file.
-      if (d.value === 'dimValue') {
+      if ((d as { value?: string }).value === 'dimValue') {
         const n = int64ToNumber(d.dimValue as Int64Like);
         if (!Number.isSafeInteger(n) || n < 0) throw new LlmccError(`${what} has invalid dimension ${n} at axis ${axis}`, scope);
         return n;
@@ -256,8 +269,8 @@ class Importer {
     };
   }
 
-  /** Converts nodes, inlining calls to model-local functions; `calls` guards against recursion. */
-  private nodes(protos: NodeProto[], scope: string, calls: string[]): Node[] {
+  /** Converts nodes, inlining calls to model-local functions. */
+  private nodes(protos: NodeProto[], scope: string): Node[] {
     const result: Node[] = [];
     protos.forEach((np, index) => {
       const op = np.opType ?? '';
@@ -266,7 +279,7 @@ class Importer {
       if (!op) throw new LlmccError('node has no op_type', label);
       const fn = this.functions.get(functionKey(domain, op));
       if (fn) {
-        result.push(...this.inline(np, index, fn, scope, label, calls));
+        result.push(...this.inline(np, index, fn, label));
         return;
       }
       const name = np.name ?? '';
@@ -282,8 +295,8 @@ class Importer {
     return result;
   }
 
-  private inline(np: NodeProto, index: number, fn: LocalFunction, scope: string, label: string, calls: string[]): Node[] {
-    if (calls.includes(fn.key)) throw new LlmccError(`model-local function ${fn.key} calls itself`, label);
+  private inline(np: NodeProto, index: number, fn: LocalFunction, label: string): Node[] {
+    if (this.calls.includes(fn.key)) throw new LlmccError(`model-local function ${fn.key} calls itself`, label);
     const formalInputs = fn.proto.input ?? [];
     const formalOutputs = fn.proto.output ?? [];
     const actualInputs = np.input ?? [];
@@ -323,7 +336,12 @@ class Importer {
       output: (bn.output ?? []).map(rename),
       attribute: bind(bn.attribute ?? [], rename),
     }));
-    return this.nodes(body, `function ${fn.key} inlined at ${label}`, [...calls, fn.key]);
+    this.calls.push(fn.key);
+    try {
+      return this.nodes(body, `function ${fn.key} inlined at ${label}`);
+    } finally {
+      this.calls.pop();
+    }
   }
 
   private attributes(protos: AttributeProto[], label: string, nodeName: string): Map<string, Attribute> {

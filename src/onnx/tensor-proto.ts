@@ -103,8 +103,9 @@ export function decodeRawData(dtype: DType, shape: number[], bytes: Uint8Array, 
   }
   const result = Tensor.zeros(dtype, shape);
   const out = result.data as NumericData;
-  // A copy gives an aligned buffer for the typed-array views below.
-  const aligned = bytes.slice().buffer;
+  // A copy gives an aligned buffer for the typed-array views below. (Not `bytes.slice()`:
+  // on a Node Buffer that is a view into the whole file.)
+  const aligned = new Uint8Array(bytes).buffer;
   switch (dtype) {
     case 'f32': out.set(new Float32Array(aligned)); break;
     case 'f64': out.set(new Float64Array(aligned)); break;

@@ -12,11 +12,14 @@ const BYTES = 2;
 const FIXED32 = 5;
 
 /** A field's type: a scalar kind, or the name of a message schema (validated recursively). */
+type MessageName =
+  | 'ModelProto' | 'OperatorSetIdProto' | 'StringStringEntryProto' | 'TensorAnnotation' | 'GraphProto' | 'NodeProto'
+  | 'AttributeProto' | 'ValueInfoProto' | 'TensorProto' | 'TensorSegment' | 'SparseTensorProto' | 'TensorShapeProto'
+  | 'TensorShapeDimension' | 'TypeProto' | 'TypeTensor' | 'TypeSequence' | 'TypeMap' | 'FunctionProto';
 type FieldKind = 'varint' | 'float' | 'double' | 'string' | 'opaque' | MessageName;
-type MessageName = keyof typeof SCHEMAS;
 type Schema = Record<number, FieldKind>;
 
-const SCHEMAS = {
+const SCHEMAS: Record<MessageName, Schema> = {
   ModelProto: {
     1: 'varint', 8: 'OperatorSetIdProto', 2: 'string', 3: 'string', 4: 'string', 5: 'varint', 6: 'string',
     7: 'GraphProto', 14: 'StringStringEntryProto', 20: 'opaque', 25: 'FunctionProto', 26: 'opaque',
@@ -57,7 +60,7 @@ const SCHEMAS = {
     1: 'string', 4: 'string', 5: 'string', 6: 'string', 11: 'AttributeProto', 7: 'NodeProto', 8: 'string',
     9: 'OperatorSetIdProto', 10: 'string', 13: 'string', 12: 'ValueInfoProto', 14: 'StringStringEntryProto',
   },
-} satisfies Record<string, Schema>;
+};
 
 /** Deeper nesting than this is not a real model (and would exhaust the stack). */
 const MAX_DEPTH = 256;
@@ -85,7 +88,7 @@ class Walker {
 
   message(name: MessageName, start: number, end: number, depth: number): void {
     if (depth > MAX_DEPTH) this.fail(`${name} nested more than ${MAX_DEPTH} levels deep`, start);
-    const schema: Schema = SCHEMAS[name];
+    const schema = SCHEMAS[name];
     let pos = start;
     while (pos < end) {
       const tagStart = pos;

@@ -176,7 +176,8 @@ export function attributeOf(name: string, value: AttrValue): onnxProto.onnx.Attr
   }
 }
 
-function typeAttr(value: AttrValue): TypedAttr {
+/** The explicit type of a plain attribute value (see AttrValue). */
+export function typeAttr(value: AttrValue): TypedAttr {
   if (value instanceof Tensor) return { kind: 'tensor', value };
   if (typeof value === 'number') return Number.isInteger(value) ? { kind: 'int', value } : { kind: 'float', value };
   if (typeof value === 'string') return { kind: 'string', value };

@@ -1,7 +1,7 @@
 import { isFloat, isInteger } from '../../dtype.js';
 import type { OpDef } from '../types.js';
 import { mapBroadcast } from '../util/elementwise.js';
-import { broadcastType, requireInput, requireType, withNode } from './common.js';
+import { alignBinary, alignBinaryTypes, broadcastType, requireInput, requireType, withNode } from './common.js';
 
 /**
  * Pow: base and exponent may have different numeric dtypes; the output has the base's.
@@ -38,11 +38,10 @@ export const Pow: OpDef = {
     const exponent = requireType(ctx, 1);
     numericOrError(base.dtype, (m) => ctx.attrs.error(m));
     numericOrError(exponent.dtype, (m) => ctx.attrs.error(m));
-    return [{ type: broadcastType(ctx, base.dtype) }];
+    return [{ type: broadcastType(ctx, base.dtype, alignBinaryTypes(ctx, base, exponent)) }];
   },
   evaluate(ctx) {
-    const base = requireInput(ctx, 0);
-    const exponent = requireInput(ctx, 1);
+    const [base, exponent] = alignBinary(ctx, requireInput(ctx, 0), requireInput(ctx, 1));
     numericOrError(base.dtype, (m) => ctx.attrs.error(m));
     numericOrError(exponent.dtype, (m) => ctx.attrs.error(m));
     const integerResult = isInteger(base.dtype);

@@ -4,7 +4,7 @@ import type { Dim } from '../../graph.js';
 import { dimAdd, dimDiv, dimMul, dimSub } from '../../dims.js';
 import type { InferContext, OpContextBase, OpDef } from '../types.js';
 import { mapBroadcast } from '../util/elementwise.js';
-import { broadcastType, combineShapeValues, requireInput, requireType, withNode, withShapeValue } from './common.js';
+import { alignBinary, alignBinaryTypes, broadcastType, combineShapeValues, requireInput, requireType, withNode, withShapeValue } from './common.js';
 
 /**
  * Add, Sub, Mul, Div: two inputs of one dtype, numpy broadcasting. Integer results wrap
@@ -84,13 +84,12 @@ function define(kind: Kind): OpDef {
       const b = requireType(ctx, 1);
       checkSameDtype(ctx, a.dtype, b.dtype);
       if (a.dtype === 'string' || a.dtype === 'bool') throw ctx.attrs.error(`${kind} does not accept ${a.dtype} inputs`);
-      const type = broadcastType(ctx, a.dtype);
+      const type = broadcastType(ctx, a.dtype, alignBinaryTypes(ctx, a, b));
       const value = isInteger(a.dtype) ? combineShapeValues(ctx, dimFunction(kind)) : undefined;
       return [withShapeValue(type, value)];
     },
     evaluate(ctx) {
-      const a = requireInput(ctx, 0);
-      const b = requireInput(ctx, 1);
+      const [a, b] = alignBinary(ctx, requireInput(ctx, 0), requireInput(ctx, 1));
       checkSameDtype(ctx, a.dtype, b.dtype);
       if (a.dtype === 'string' || a.dtype === 'bool') throw ctx.attrs.error(`${kind} does not accept ${a.dtype} inputs`);
       const f = scalarFunction(kind, a.dtype);

@@ -32,9 +32,11 @@ export function withNode<T>(ctx: OpContextBase, f: () => T): T {
 }
 
 /** Output type: the broadcast of every present input's shape (unknown rank if any is unknown). */
-export function broadcastType(ctx: InferContext, dtype: DType): TensorType {
+export function broadcastType(
+  ctx: InferContext, dtype: DType, types: readonly (TensorType | undefined)[] = ctx.inputs,
+): TensorType {
   const shapes: Dim[][] = [];
-  for (const t of ctx.inputs) {
+  for (const t of types) {
     if (!t) continue;
     if (!t.shape) return { dtype, shape: undefined };
     shapes.push(t.shape);
@@ -114,4 +116,36 @@ export function splitAtAxis(shape: readonly number[], axis: number): { outer: nu
 /** Reads a constant or evaluated integer input as plain numbers (axes, k, …). */
 export function integerValues(t: Tensor): number[] {
   return t.toArray().map((v) => Math.trunc(v));
+}
+
+/**
+ * Before opset 7 binary ops broadcast only when `broadcast` = 1, and then align B with A
+ * starting at `axis` (default: suffix alignment, which numpy broadcasting already does).
+ * Returns B's shape padded with 1s so numpy broadcasting gives the legacy result.
+ */
+export function legacyAlignedShape<D extends Dim>(ctx: OpContextBase, a: readonly D[], b: readonly D[]): D[] {
+  if (ctx.opset >= 7) return [...b];
+  const broadcast = ctx.attrs.int('broadcast', 0) === 1;
+  if (!broadcast) {
+    const same = a.length === b.length && a.every((d, i) => d === b[i] || typeof d === 'string' || typeof b[i] === 'string');
+    if (!same) throw ctx.attrs.error(`shapes [${a.join(',')}] and [${b.join(',')}] differ and broadcast is not set (opset ${ctx.opset})`);
+    return [...b];
+  }
+  const axis = ctx.attrs.optionalInt('axis');
+  if (axis === undefined) return [...b];
+  const start = axis < 0 ? axis + a.length : axis;
+  if (start < 0 || start + b.length > a.length) throw ctx.attrs.error(`broadcast axis ${axis} does not fit B's rank ${b.length} into A's rank ${a.length}`);
+  return [...b, ...new Array<D>(a.length - start - b.length).fill(1 as D)];
+}
+
+/** The two inputs of a binary op after legacy (opset < 7) alignment; a no-op from opset 7. */
+export function alignBinary(ctx: OpContextBase, a: Tensor, b: Tensor): [Tensor, Tensor] {
+  if (ctx.opset >= 7) return [a, b];
+  return [a, b.reshape(legacyAlignedShape(ctx, a.shape, b.shape))];
+}
+
+/** Input types of a binary op after legacy alignment, for inference. */
+export function alignBinaryTypes(ctx: InferContext, a: TensorType, b: TensorType): (TensorType | undefined)[] {
+  if (ctx.opset >= 7 || !a.shape || !b.shape) return [a, b];
+  return [a, { dtype: b.dtype, shape: legacyAlignedShape(ctx, a.shape, b.shape) }];
 }

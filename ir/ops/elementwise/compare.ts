@@ -2,7 +2,7 @@ import type { Dim } from '../../graph.js';
 import { Tensor } from '../../tensor.js';
 import type { EvalContext, OpDef } from '../types.js';
 import { checkSameDtype } from './arithmetic.js';
-import { broadcastMaps, broadcastType, combineShapeValues, requireInput, requireType, withShapeValue } from './common.js';
+import { alignBinary, alignBinaryTypes, broadcastMaps, broadcastType, combineShapeValues, requireInput, requireType, withShapeValue } from './common.js';
 
 /**
  * Equal, Less, LessOrEqual, Greater, GreaterOrEqual: bool output, numpy broadcasting.
@@ -49,12 +49,11 @@ function define(kind: Kind): OpDef {
       const b = requireType(ctx, 1);
       checkSameDtype(ctx, a.dtype, b.dtype);
       if (a.dtype === 'string' && kind !== 'Equal') throw ctx.attrs.error(`${kind} does not accept string inputs`);
-      const type = broadcastType(ctx, 'bool');
+      const type = broadcastType(ctx, 'bool', alignBinaryTypes(ctx, a, b));
       return [withShapeValue(type, kind === 'Equal' ? combineShapeValues(ctx, equalDims) : undefined)];
     },
     evaluate(ctx) {
-      const a = requireInput(ctx, 0);
-      const b = requireInput(ctx, 1);
+      const [a, b] = alignBinary(ctx, requireInput(ctx, 0), requireInput(ctx, 1));
       checkSameDtype(ctx, a.dtype, b.dtype);
       if (a.dtype === 'string' && kind !== 'Equal') throw ctx.attrs.error(`${kind} does not accept string inputs`);
       return [compareBroadcast(ctx, a, b, COMPARATORS[kind])];

@@ -1,6 +1,6 @@
 import type { OpDef } from '../types.js';
 import { compareBroadcast } from './compare.js';
-import { broadcastType, requireInput, requireType } from './common.js';
+import { alignBinary, alignBinaryTypes, broadcastType, requireInput, requireType } from './common.js';
 
 /** And, Or, Xor on bool tensors with numpy broadcasting (Not lives with the unary ops). */
 type Kind = 'And' | 'Or' | 'Xor';
@@ -23,11 +23,10 @@ function define(kind: Kind): OpDef {
       const a = requireType(ctx, 0);
       const b = requireType(ctx, 1);
       checkBool((m) => ctx.attrs.error(m), kind, a.dtype, b.dtype);
-      return [{ type: broadcastType(ctx, 'bool') }];
+      return [{ type: broadcastType(ctx, 'bool', alignBinaryTypes(ctx, a, b)) }];
     },
     evaluate(ctx) {
-      const a = requireInput(ctx, 0);
-      const b = requireInput(ctx, 1);
+      const [a, b] = alignBinary(ctx, requireInput(ctx, 0), requireInput(ctx, 1));
       checkBool((m) => ctx.attrs.error(m), kind, a.dtype, b.dtype);
       const f = LOGIC[kind];
       return [compareBroadcast(ctx, a, b, (x, y) => f(x as number, y as number))];

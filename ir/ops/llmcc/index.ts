@@ -1,4 +1,13 @@
 import type { OpDef } from '../types.js';
+import { QuantMatMul } from './QuantMatMul.js';
+import { LutPrecompute } from './LutPrecompute.js';
+import { LutMatMul } from './LutMatMul.js';
+import { NormLutPrecompute } from './NormLutPrecompute.js';
 
 /** llmcc's own ops (domain 'llmcc'): quantized and LUT-lowered matmuls the passes produce. */
-export const llmccOps: OpDef[] = [];
+export const llmccOps: OpDef[] = [
+  QuantMatMul,
+  LutPrecompute,
+  LutMatMul,
+  NormLutPrecompute,
+];

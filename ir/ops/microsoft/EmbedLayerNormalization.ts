@@ -1,6 +1,6 @@
 import { Tensor } from '../../tensor.js';
 import type { EvalContext, InferContext, OpDef, OutputInfo } from '../types.js';
-import { dimOf, input, inputType, requireFloat } from './common.js';
+import { dimOf, input, inputType, requireFloat, inferredOutputs, declaredOutputs } from './common.js';
 
 /**
  * EmbedLayerNormalization (com.microsoft), as ORT's CPU kernel: per token,
@@ -19,11 +19,11 @@ export const embedLayerNormalization: OpDef = {
     const batch = dimOf(ctx, ids.shape, 0);
     const seq = dimOf(ctx, ids.shape, 1);
     const hidden = dimOf(ctx, word.shape, 1);
-    return [
+    return inferredOutputs(ctx, [
       { type: { dtype: word.dtype, shape: [batch, seq, hidden] } },
       { type: { dtype: 'i32', shape: [batch] } },
       { type: { dtype: word.dtype, shape: [batch, seq, hidden] } },
-    ].slice(0, Math.max(1, ctx.node.outputs.length));
+    ]);
   },
   evaluate(ctx: EvalContext): Tensor[] {
     const ids = input(ctx, 0, 'input_ids');
@@ -90,10 +90,10 @@ export const embedLayerNormalization: OpDef = {
         maskIndex[b] = count;
       }
     }
-    return [
+    return declaredOutputs(ctx, [
       Tensor.fromNumbers(word.dtype, [batch, seq, hidden], out),
       new Tensor('i32', [batch], maskIndex),
       Tensor.fromNumbers(word.dtype, [batch, seq, hidden], sums),
-    ].slice(0, Math.max(1, ctx.node.outputs.length));
+    ]);
   },
 };

@@ -2,7 +2,7 @@ import type { Dim } from '../../graph.js';
 import { Tensor } from '../../tensor.js';
 import { normalizeAxis } from '../util/shape.js';
 import type { EvalContext, InferContext, OpDef, OutputInfo } from '../types.js';
-import { input, inputType, requireFloat } from './common.js';
+import { input, inputType, requireFloat, inferredOutputs, declaredOutputs } from './common.js';
 
 /**
  * SimplifiedLayerNormalization (RMSNorm), which ORT registers in the ai.onnx domain (and
@@ -21,10 +21,10 @@ function makeSimplifiedLayerNorm(domain: string): OpDef {
         const axis = normalizeAxis(ctx.attrs.int('axis', -1), x.shape.length);
         statShape = x.shape.map((d, i) => (i < axis ? d : 1));
       }
-      return [
+      return inferredOutputs(ctx, [
         { type: { dtype: x.dtype, shape: x.shape } },
         { type: { dtype: 'f32', shape: statShape } },
-      ].slice(0, Math.max(1, ctx.node.outputs.length));
+      ]);
     },
     evaluate(ctx: EvalContext): Tensor[] {
       const x = input(ctx, 0, 'X');
@@ -48,10 +48,10 @@ function makeSimplifiedLayerNorm(domain: string): OpDef {
         invStd[r] = 1 / denom;
         for (let i = 0; i < norm; i++) out[off + i] = (xs[off + i] / denom) * gs[i];
       }
-      return [
+      return declaredOutputs(ctx, [
         Tensor.fromNumbers(x.dtype, x.shape, out),
         Tensor.fromNumbers('f32', x.shape.map((d, i) => (i < axis ? d : 1)), invStd),
-      ].slice(0, Math.max(1, ctx.node.outputs.length));
+      ]);
     },
   };
 }

@@ -1,7 +1,7 @@
 import type { Dim } from '../../graph.js';
 import { Tensor } from '../../tensor.js';
 import type { EvalContext, InferContext, OpDef, OutputInfo } from '../types.js';
-import { input, inputType, requireFloat } from './common.js';
+import { input, inputType, requireFloat, inferredOutputs, declaredOutputs } from './common.js';
 
 /**
  * SkipLayerNormalization / SkipSimplifiedLayerNormalization (com.microsoft), as ORT's CPU
@@ -19,12 +19,12 @@ function makeSkipNorm(op: string, simplified: boolean): OpDef {
       const x = inputType(ctx, 0, 'input');
       requireFloat(ctx, x.dtype, 'input');
       const statShape: Dim[] | undefined = x.shape ? [...x.shape.slice(0, -1), 1] : undefined;
-      return [
+      return inferredOutputs(ctx, [
         { type: { dtype: x.dtype, shape: x.shape } },
         { type: { dtype: 'f32', shape: statShape } },
         { type: { dtype: 'f32', shape: statShape } },
         { type: { dtype: x.dtype, shape: x.shape } },
-      ].slice(0, Math.max(1, ctx.node.outputs.length));
+      ]);
     },
     evaluate(ctx: EvalContext): Tensor[] {
       const x = input(ctx, 0, 'input');
@@ -78,7 +78,7 @@ function makeSkipNorm(op: string, simplified: boolean): OpDef {
         Tensor.fromNumbers('f32', statShape, invStd),
         Tensor.fromNumbers(x.dtype, x.shape, sum),
       ];
-      return results.slice(0, Math.max(1, ctx.node.outputs.length));
+      return declaredOutputs(ctx, results);
     },
   };
 }

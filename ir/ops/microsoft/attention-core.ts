@@ -4,8 +4,8 @@ import { biasOffset, softmaxInPlace } from './common.js';
 
 /**
  * The unfused attention of ORT's AttentionCPUBase, shared by Attention and
- * MultiHeadAttention: scores = scale * Q K^T + attention_bias + mask (mask values are
- * assigned 0 or mask_filter_value), softmax over all T keys, then probabilities x V.
+ * MultiHeadAttention: scores = scale * Q K^T + attention_bias + mask (see prepareMask),
+ * softmax over all T keys, then probabilities x V.
  */
 export interface AttentionCoreArgs {
   /** (B, N, S, H) */
@@ -65,7 +65,9 @@ export function attentionCore(a: AttentionCoreArgs): Float64Array {
 /**
  * ORT's PrepareMask: builds the (B, S, T) additive mask from mask_index and the causal
  * flag. mask_index may be 1-D (B): valid lengths (keys at or after are masked); 1-D (2B):
- * end then start positions; 2-D (B, T): 1 keep, 0 mask; 3-D (B, S, T) likewise.
+ * end then start positions; 2-D (B, T): 1 keep, 0 mask; 3-D (B, S, T) likewise. Masked
+ * keys get mask_filter_value, future keys (causal) the lowest f32: checked against ORT
+ * 1.30, a row whose every visible key is padding then attends to the padded keys only.
  * Returns undefined when there is neither a mask nor causality.
  */
 export function prepareMask(
@@ -106,12 +108,14 @@ export function prepareMask(
   if (causal) {
     for (let b = 0; b < batch; b++) {
       for (let s = 0; s < seq; s++) {
-        for (let t = past + s + 1; t < total; t++) mask[(b * seq + s) * total + t] = filter;
+        for (let t = past + s + 1; t < total; t++) mask[(b * seq + s) * total + t] = LOWEST_F32;
       }
     }
   }
   return mask;
 }
+
+const LOWEST_F32 = -3.4028234663852886e38;
 
 /** Concatenates past (B, N, P, H) and new (B, N, L, H) along the sequence axis. */
 export function concatPast(

@@ -1,7 +1,7 @@
 import type { DType } from '../../dtype.js';
 import type { Dim, TensorType } from '../../graph.js';
 import type { Tensor } from '../../tensor.js';
-import type { EvalContext, InferContext } from '../types.js';
+import type { EvalContext, InferContext, OutputInfo } from '../types.js';
 
 /**
  * Helpers shared by the com.microsoft ops. These ops mirror ONNX Runtime's CPU kernels:
@@ -106,4 +106,14 @@ export function checkAttentionBias(
       `attention_bias must have shape (${b} or 1, ${n} or 1, ${s}, ${t}), got [${bias.shape.join(',')}]`,
     );
   }
+}
+
+/** The outputs the node declares (at least one), from the full list an op can produce. */
+export function declaredOutputs<T>(ctx: EvalContext | InferContext, all: T[]): T[] {
+  return all.slice(0, Math.max(1, ctx.node.outputs.length));
+}
+
+/** declaredOutputs for inference results (typed, so literals check against OutputInfo). */
+export function inferredOutputs(ctx: InferContext, all: OutputInfo[]): OutputInfo[] {
+  return declaredOutputs(ctx, all);
 }

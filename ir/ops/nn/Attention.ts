@@ -21,7 +21,7 @@ import { dtypeAttr, requireFloat, requireInput } from './common.js';
  *                                    than the total sequence is padded with -inf), causal
  *                                    (j <= i + offset), and nonpad_kv_seqlen padding
  *   p = softmax_j(s);  Y = Σ_j p V
- * A fully masked row has max = -inf, so exp(-inf - -inf) = NaN, as in the spec's reference.
+ * A fully masked row (all scores -inf) gets zero probabilities, so its Y row is 0.
  */
 
 interface Layout {
@@ -185,7 +185,8 @@ export const Attention: OpDef = {
   evaluate(ctx) {
     const [q, k, v, mask, pastKey, pastValue, nonpadInput] = ctx.inputs;
     if (!q || !k || !v) throw ctx.attrs.error('Q, K and V are required');
-    const nonpad = ctx.opset >= 24 ? nonpadInput : undefined;
+    if (nonpadInput && ctx.opset < 24) throw ctx.attrs.error('nonpad_kv_seqlen needs opset 24 or later');
+    const nonpad = nonpadInput;
     if ((pastKey === undefined) !== (pastValue === undefined)) {
       throw ctx.attrs.error('past_key and past_value must be given together');
     }
@@ -248,12 +249,15 @@ export const Attention: OpDef = {
             // numpy's max propagates NaN (a NaN score poisons its row, as in the reference).
             if (!Number.isNaN(max) && (Number.isNaN(withBias) || withBias > max)) max = withBias;
           }
+          // A fully masked row (every score -inf) yields zero probabilities, not NaN.
+          const fullyMasked = max === -Infinity;
           let sum = 0;
-          for (let j = 0; j < total; j++) {
+          for (let j = 0; j < total && fullyMasked; j++) scores[j] = 0;
+          for (let j = 0; j < total && !fullyMasked; j++) {
             scores[j] = Math.exp(scores[j] - max);
             sum += scores[j];
           }
-          for (let j = 0; j < total; j++) scores[j] /= sum;
+          for (let j = 0; j < total && !fullyMasked; j++) scores[j] /= sum;
           if (mode === 3) qkValues.set(scores, qkBase);
           const yBase = ((b * qHeads + h) * qLen + i) * vHeadSize;
           for (let d = 0; d < vHeadSize; d++) {

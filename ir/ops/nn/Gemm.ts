@@ -24,7 +24,7 @@ export const Gemm: OpDef = {
       }
       shape = [m, n];
       const c = ctx.inputs[2];
-      if (c?.shape && broadcastShapes(c.shape, shape).join() !== shape.join()) {
+      if (c?.shape && !broadcastsTo(c.shape, shape)) {
         throw ctx.attrs.error(`C of shape [${c.shape.join(',')}] does not broadcast to [${shape.join(',')}]`);
       }
     }
@@ -47,7 +47,7 @@ export const Gemm: OpDef = {
     const bAt = (p: number, j: number): number => (transB ? bv[j * k + p] : bv[p * n + j]);
     let cMap: Int32Array | undefined;
     if (c) {
-      if (broadcastShapes(c.shape, [m, n]).join() !== [m, n].join()) {
+      if (!broadcastsTo(c.shape, [m, n])) {
         throw ctx.attrs.error(`C of shape [${c.shape.join(',')}] does not broadcast to [${m},${n}]`);
       }
       cMap = broadcastIndex([m, n], c.shape);
@@ -66,3 +66,12 @@ export const Gemm: OpDef = {
     return [Tensor.fromNumbers(a.dtype, [m, n], values)];
   },
 };
+
+/** Whether `from` broadcasts unidirectionally to `to` (C may not grow the output). */
+function broadcastsTo(from: readonly Dim[], to: readonly Dim[]): boolean {
+  try {
+    return broadcastShapes(from, to).join() === to.join();
+  } catch {
+    return false;
+  }
+}

@@ -85,11 +85,13 @@ export function matmulValues(
     const aBase = aIndex[bi] * m * k;
     const bBase = bIndex[bi] * k * n;
     const outBase = bi * m * n;
+    // i-p-j order walks B row by row; each output still sums its products in p order.
     for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) {
-        let sum = 0;
-        for (let p = 0; p < k; p++) sum += a[aBase + i * k + p] * b[bBase + p * n + j];
-        values[outBase + i * n + j] = sum;
+      const row = outBase + i * n;
+      for (let p = 0; p < k; p++) {
+        const aip = a[aBase + i * k + p];
+        const bRow = bBase + p * n;
+        for (let j = 0; j < n; j++) values[row + j] += aip * b[bRow + j];
       }
     }
   }

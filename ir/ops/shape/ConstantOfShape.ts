@@ -1,7 +1,7 @@
 import type { OpDef, OpContextBase } from '../types.js';
 import { Tensor } from '../../tensor.js';
 import type { Dim } from '../../graph.js';
-import { freshDims, inputTensor, inputType, knownDims, outputInfo } from './common.js';
+import { MAX_SHAPE_VALUE_ELEMENTS, freshDims, inputTensor, inputType, knownDims, outputInfo } from './common.js';
 
 /** The fill value: a one-element tensor attribute, f32 zero by default. */
 function fillValue(ctx: OpContextBase): Tensor {
@@ -25,7 +25,7 @@ export const ConstantOfShape: OpDef = {
     }
     // A small integer fill of static length is itself a shape value (e.g. a vector of ones for Expand).
     let elements: Dim[] | undefined;
-    if (shape && shape.length === 1 && typeof shape[0] === 'number') {
+    if (shape && shape.length === 1 && typeof shape[0] === 'number' && shape[0] <= MAX_SHAPE_VALUE_ELEMENTS) {
       elements = new Array<Dim>(shape[0]).fill(value.get(0));
     } else if (shape && shape.length === 0) {
       elements = [value.get(0)];

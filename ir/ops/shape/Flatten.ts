@@ -1,10 +1,10 @@
-import type { OpDef } from '../types.js';
+import type { OpContextBase, OpDef } from '../types.js';
 import { dimProduct } from '../../dims.js';
 import { sizeOf } from '../../tensor.js';
 import { inputTensor, inputType, outputInfo } from './common.js';
 
 /** Flatten's split point; axis may equal the rank, and be negative from opset 11. */
-function splitAxis(ctx: { attrs: { int(n: string, f?: number): number; error(m: string): Error } }, rank: number): number {
+function splitAxis(ctx: OpContextBase, rank: number): number {
   const axis = ctx.attrs.int('axis', 1);
   const a = axis < 0 ? axis + rank : axis;
   if (a < 0 || a > rank) throw ctx.attrs.error(`Flatten axis ${axis} is out of range for rank ${rank}`);

@@ -72,7 +72,7 @@ export const Reshape: OpDef = {
     const data = inputTensor(ctx, 0);
     const target = targetFromAttribute(ctx) ?? inputTensor(ctx, 1).toArray();
     const shape = resolveTarget(ctx, data.shape, target, () => 0) as number[];
-    if (!Number.isInteger(shape[target.indexOf(-1)] ?? 0) || sizeOf(shape) !== data.size) {
+    if (shape.some((d) => !Number.isInteger(d) || d < 0) || sizeOf(shape) !== data.size) {
       throw ctx.attrs.error(
         `cannot reshape [${data.shape.join(',')}] (${data.size} elements) to [${target.join(',')}]`,
       );

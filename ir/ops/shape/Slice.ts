@@ -1,6 +1,7 @@
 import type { OpDef, InferContext, EvalContext } from '../types.js';
 import type { Dim } from '../../graph.js';
 import { dimSub } from '../../dims.js';
+import { subtractDims } from './factors.js';
 import { forEachIndex, inputTensor, inputType, knownDims, knownInts, outputInfo, resolveAxis, stridesOf, takeElements } from './common.js';
 
 /** Ends at or beyond this mean "to the end of the axis" when the axis size is symbolic. */
@@ -59,10 +60,13 @@ function symbolicLength(dim: Dim, start: Dim, end: Dim, fresh: () => Dim): Dim {
   const e = bound(end);
   // Exported graphs slice within bounds; the lengths below assume the axis is long enough.
   if (s.fromEnd && e.fromEnd) return Math.max(0, (e.value as number) - (s.value as number));
-  if (!s.fromEnd && e.fromEnd) return dimSub(e.value === 0 ? dim : dimSub(dim, -(e.value as number)), s.value);
+  if (!s.fromEnd && e.fromEnd) {
+    const fromEnd = -(e.value as number);
+    return typeof s.value === 'number' ? dimSub(dim, s.value + fromEnd) : dimSub(dimSub(dim, fromEnd), s.value);
+  }
   if (!s.fromEnd && !e.fromEnd) {
     if (typeof s.value === 'number' && typeof e.value === 'number') return Math.max(0, e.value - s.value);
-    return dimSub(e.value, s.value);
+    return subtractDims(e.value, s.value);
   }
   return fresh();
 }

@@ -1,7 +1,23 @@
-import type { OpDef } from '../types.js';
+import type { OpDef, InferContext } from '../types.js';
+import type { Dim } from '../../graph.js';
 import { Tensor, sizeOf } from '../../tensor.js';
 import { broadcastIndex, broadcastShapes } from '../util/shape.js';
-import { copyElement, inputTensor, inputType, outputInfo } from './common.js';
+import { copyElement, inputTensor, inputType, knownDims, outputInfo } from './common.js';
+
+/**
+ * Where over tracked shape vectors (exporters write Where(Equal(shape, -1), 1, shape)):
+ * picks element-wise when the condition's elements are known numbers.
+ */
+function selectShapeValues(ctx: InferContext): Dim[] | undefined {
+  const condition = ctx.shapeValue(0) ?? knownDims(ctx, 0);
+  const x = knownDims(ctx, 1);
+  const y = knownDims(ctx, 2);
+  if (!condition || !x || !y || condition.some((c) => typeof c !== 'number')) return undefined;
+  const n = Math.max(condition.length, x.length, y.length);
+  if ([condition, x, y].some((v) => v.length !== n && v.length !== 1)) return undefined;
+  const at = (v: Dim[], i: number): Dim => (v.length === 1 ? v[0] : v[i]);
+  return Array.from({ length: n }, (_, i) => (at(condition, i) !== 0 ? at(x, i) : at(y, i)));
+}
 
 /** Where: elementwise condition ? X : Y with numpy broadcasting of all three. */
 export const Where: OpDef = {
@@ -14,7 +30,7 @@ export const Where: OpDef = {
     if (x.dtype !== y.dtype) throw ctx.attrs.error(`Where X and Y have dtypes ${x.dtype} and ${y.dtype}`);
     if (!condition.shape || !x.shape || !y.shape) return [outputInfo(x.dtype, undefined)];
     try {
-      return [outputInfo(x.dtype, broadcastShapes(condition.shape, x.shape, y.shape))];
+      return [outputInfo(x.dtype, broadcastShapes(condition.shape, x.shape, y.shape), selectShapeValues(ctx))];
     } catch {
       throw ctx.attrs.error(`Where inputs [${condition.shape}], [${x.shape}], [${y.shape}] cannot be broadcast`);
     }

@@ -2,7 +2,7 @@ import type { Dim, TensorType } from '../../graph.js';
 import type { DType } from '../../dtype.js';
 import { isInteger } from '../../dtype.js';
 import { Tensor, sizeOf, type NumericData } from '../../tensor.js';
-import type { EvalContext, InferContext, OutputInfo } from '../types.js';
+import type { EvalContext, InferContext, OpContextBase, OutputInfo } from '../types.js';
 import { stridesOf } from '../util/shape.js';
 
 /** Largest integer tensor whose elements inference tracks as a shapeValue. */
@@ -56,18 +56,15 @@ export function offsetOf(index: readonly number[], strides: readonly number[]): 
 
 export { stridesOf };
 
-/** The elements of an integer input tensor as plain numbers (axes, shapes, pads, …). */
-export function intsOf(t: Tensor): number[] {
-  return t.toArray();
-}
-
 /** Known elements of a small integer input, symbolic where inference tracked them so. */
 export function knownDims(ctx: InferContext, index: number): Dim[] | undefined {
   if (index >= ctx.inputs.length || !ctx.inputs[index]) return undefined;
   const tracked = ctx.shapeValue(index);
   if (tracked) return tracked;
   const constant = ctx.constant(index);
-  if (constant && !Array.isArray(constant.data) && constant.rank <= 1) return constant.toArray();
+  if (constant && !Array.isArray(constant.data) && constant.rank <= 1 && constant.size <= MAX_SHAPE_VALUE_ELEMENTS) {
+    return constant.toArray();
+  }
   return undefined;
 }
 
@@ -79,14 +76,14 @@ export function knownInts(ctx: InferContext, index: number): number[] | undefine
 
 /** The shapeValue to attach to a constant integer tensor, if small enough to track. */
 export function shapeValueOfTensor(t: Tensor): Dim[] | undefined {
-  if (!isInteger(t.dtype) || t.rank > 1 || t.size > MAX_SHAPE_VALUE_ELEMENTS) return undefined;
+  if (!(isInteger(t.dtype) || t.dtype === 'bool') || t.rank > 1 || t.size > MAX_SHAPE_VALUE_ELEMENTS) return undefined;
   return t.toArray();
 }
 
-/** One inferred output, attaching a shapeValue only when the output can carry one. */
+/** One inferred output, attaching a shapeValue only when the output can carry one (small, rank <= 1, integer or bool). */
 export function outputInfo(dtype: DType, shape: Dim[] | undefined, shapeValue?: Dim[]): OutputInfo {
   const type: TensorType = { dtype, shape };
-  const canCarry = shapeValue !== undefined && isInteger(dtype) && shape !== undefined && shape.length <= 1 &&
+  const canCarry = shapeValue !== undefined && (isInteger(dtype) || dtype === 'bool') && shape !== undefined && shape.length <= 1 &&
     shapeValue.length <= MAX_SHAPE_VALUE_ELEMENTS;
   return canCarry ? { type, shapeValue } : { type };
 }
@@ -105,19 +102,14 @@ export function inputTensor(ctx: EvalContext, index: number): Tensor {
   return t;
 }
 
-/** The optional input tensor at `index` (absent or named ''). */
-export function optionalInput(ctx: EvalContext, index: number): Tensor | undefined {
-  return index < ctx.inputs.length ? ctx.inputs[index] : undefined;
-}
-
 /** Resolves an axis against a rank with an error naming the node. */
-export function resolveAxis(ctx: { attrs: { error(m: string): Error } }, axis: number, rank: number, what = 'axis'): number {
+export function resolveAxis(ctx: OpContextBase, axis: number, rank: number, what = 'axis'): number {
   const a = axis < 0 ? axis + rank : axis;
   if (!Number.isInteger(a) || a < 0 || a >= rank) throw ctx.attrs.error(`${what} ${axis} is out of range for rank ${rank}`);
   return a;
 }
 
-/** Rank-0/1 integer shapeValue elements, symbolic where unknown: fresh dims of known count. */
+/** `count` fresh symbolic dims, for sizes inference cannot know. */
 export function freshDims(ctx: InferContext, count: number): Dim[] {
   return Array.from({ length: count }, () => ctx.symbols.fresh());
 }

@@ -1,5 +1,5 @@
 import type { Dim } from '../../graph.js';
-import { dimDiv, dimMul, dimProduct } from '../../dims.js';
+import { dimAdd, dimDiv, dimMul, dimProduct, dimSub } from '../../dims.js';
 
 /**
  * Symbolic products as a numeric coefficient times a multiset of atoms, so Reshape's -1
@@ -81,4 +81,37 @@ export function divideProducts(numerator: readonly Dim[], denominator: readonly 
     return dimMul(dimProduct(remaining.sort()), coefficient);
   }
   return dimDiv(dimProduct(numerator), dimProduct(denominator));
+}
+
+/** Splits at '+' outside parentheses (a sum's terms), stripping redundant parentheses. */
+function topLevelSum(s: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === '(') depth++;
+    else if (s[i] === ')') depth--;
+    else if (s[i] === '+' && depth === 0) {
+      parts.push(stripParens(s.slice(start, i)));
+      start = i + 1;
+    }
+  }
+  parts.push(stripParens(s.slice(start)));
+  return parts;
+}
+
+/**
+ * a - b, cancelling b when it is one of a's summands, so a slice or range from `past`
+ * to `past+seq` has length `seq` rather than `(past+seq)-past`.
+ */
+export function subtractDims(a: Dim, b: Dim): Dim {
+  if (typeof a === 'string' && b !== 0) {
+    const terms = topLevelSum(stripParens(a));
+    const at = terms.indexOf(stripParens(String(b)));
+    if (terms.length > 1 && at >= 0) {
+      terms.splice(at, 1);
+      return terms.map((t): Dim => (/^-?\d+$/.test(t) ? Number(t) : t)).reduce((x, y) => dimAdd(x, y));
+    }
+  }
+  return dimSub(a, b);
 }

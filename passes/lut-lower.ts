@@ -1,0 +1,230 @@
+import type { DType } from '../ir/dtype.js';
+import type { Attribute, Graph, Model, Node } from '../ir/graph.js';
+import type { QuantInfo, WeightBits } from '../ir/quant.js';
+import { LlmccError, describeNode } from '../ir/errors.js';
+import { Tensor } from '../ir/tensor.js';
+import { inferTypes } from '../ir/infer.js';
+import { verifyModel } from '../ir/verify.js';
+import type { Pass, PassResult } from './pass.js';
+import { consumers, freshName, weightFromTensor } from './graph-edit.js';
+import { checkAccumulationFits, checkGroupLayout, storedEntries, type TableKind } from './lut/tables.js';
+import { checkRowsPerTile, relayoutWeights } from './lut/bitplanes.js';
+
+/**
+ * LUT lowering (T-MAC / LUT Tensor Core): every llmcc.QuantMatMul with 1–4 bit (or ternary)
+ * constant weights becomes
+ *   LutPrecompute(A) → (tables, table_scales, act_sums)
+ *   LutMatMul(tables, table_scales, act_sums, planes, scales/2, offsets, bias?)
+ * with the weights re-laid offline (symmetrized bit-planes, passes/lut/bitplanes.ts). All
+ * matmuls reading the same activation with the same group_size share one LutPrecompute (Q/K/V
+ * projections compute their tables once). 8-bit weights stay QuantMatMul: a 2^(g−1) table per
+ * 8 planes costs more than multiplying.
+ */
+
+export interface LutLowerOptions {
+  /** Activations per table (default 4: 8 stored entries). */
+  g?: number;
+  /** Table entry type (default 'i8'). */
+  table?: TableKind;
+  /** Rows interleaved per tile in the plane layout (default 1). */
+  rowsPerTile?: number;
+}
+
+const LLMCC = 'llmcc';
+
+function intAttr(value: number): Attribute {
+  return { kind: 'int', value };
+}
+
+function readInt(node: Node, name: string, fallback?: number): number {
+  const attr = node.attributes.get(name);
+  if (!attr) {
+    if (fallback !== undefined) return fallback;
+    throw new LlmccError(`missing required attribute '${name}'`, describeNode(node));
+  }
+  if (attr.kind !== 'int') throw new LlmccError(`attribute '${name}' should be int, got ${attr.kind}`, describeNode(node));
+  return attr.value;
+}
+
+/** The dtype of a value as inference last saw it (f32 when unknown). */
+function dtypeOf(graph: Graph, name: string): DType {
+  return graph.valueInfo.get(name)?.dtype ?? graph.inputs.find((i) => i.name === name)?.type.dtype ?? 'f32';
+}
+
+interface Precompute {
+  node: Node;
+  /** Index in the original node list of the first matmul using it: it is placed before that one. */
+  before: number;
+}
+
+function emptyStats(): Record<string, number> {
+  return {
+    lowered: 0,
+    kept8Bit: 0,
+    skippedNonConstantWeights: 0,
+    precomputes: 0,
+    sharedTableConsumers: 0,
+    tableEntriesPerGroup: 0,
+    planeBytesPacked: 0,
+    planeBytesStored: 0,
+    tableBytesPerRow: 0,
+    /** Largest |I| a block can reach with int8 tables (int32 accumulator; int16 when ≤ 32767). */
+    maxBlockAccumulator: 0,
+  };
+}
+
+export const lutLowerPass: Pass<LutLowerOptions> = {
+  name: 'lut-lower',
+  run(model: Model, options: LutLowerOptions = {}): PassResult {
+    const g = options.g ?? 4;
+    const table = options.table ?? 'i8';
+    const rowsPerTile = options.rowsPerTile ?? 1;
+    if (table !== 'i8' && table !== 'f32') throw new LlmccError(`lut-lower: table must be 'i8' or 'f32', got '${String(table)}'`);
+    const graph = model.graph;
+    const stats = emptyStats();
+    stats.tableEntriesPerGroup = storedEntries(g);
+    // Types of activations (for the output dtype); tolerate graphs inference cannot finish.
+    try {
+      inferTypes(graph, model.opsets);
+    } catch {
+      // dtypeOf falls back to f32; verifyModel below reports real problems.
+    }
+
+    const precomputes = new Map<string, Precompute>();
+    const replaced = new Map<Node, Node>();
+    const retiredWeights = new Set<string>();
+    const relaidWeights = new Map<string, string[]>();
+
+    graph.nodes.forEach((node, position) => {
+      if (node.domain !== LLMCC || node.op !== 'QuantMatMul') return;
+      const where = describeNode(node);
+      const bits = readInt(node, 'bits');
+      const groupSize = readInt(node, 'group_size');
+      const ternary = readInt(node, 'ternary', 0) === 1;
+      const K = readInt(node, 'K');
+      const N = readInt(node, 'N');
+      if (bits === 8) {
+        stats.kept8Bit++;
+        return;
+      }
+      if (![1, 2, 3, 4].includes(bits)) throw new LlmccError(`lut-lower: unsupported bits = ${bits}`, where);
+      const [a, codesName, scalesName, zeroName = '', biasName = ''] = node.inputs;
+      const codesW = graph.initializers.get(codesName);
+      const scalesW = graph.initializers.get(scalesName);
+      const zeroW = zeroName ? graph.initializers.get(zeroName) : undefined;
+      if (!codesW || !scalesW || (zeroName && !zeroW)) {
+        stats.skippedNonConstantWeights++;
+        return;
+      }
+      checkGroupLayout(K, g, groupSize, where);
+      checkRowsPerTile(N, rowsPerTile, where);
+      if (table === 'i8') {
+        const bounds = checkAccumulationFits(bits, g, groupSize, where);
+        stats.maxBlockAccumulator = Math.max(stats.maxBlockAccumulator, bounds.perBlock);
+      }
+
+      const groups = K / g;
+      const blocks = K / groupSize;
+      // A weight read by several matmuls (tied embeddings, shared layers) is re-laid once.
+      const weightKey = JSON.stringify([codesName, scalesName, zeroName, bits, ternary, groupSize]);
+      let relaid = relaidWeights.get(weightKey);
+      if (!relaid) {
+        const weights = relayoutWeights({
+          codes: codesW.load().numbers(),
+          scales: scalesW.load().numbers(),
+          zeroPoints: zeroW?.load().numbers(),
+          bits, ternary, N, K, groupSize,
+        }, g, rowsPerTile, where);
+        const planesName = freshName(graph, `${codesName}_planes`);
+        graph.initializers.set(planesName, weightFromTensor(planesName, new Tensor('u8', [bits, N, groups], weights.planes)));
+        const quant: QuantInfo = {
+          bits: bits as WeightBits,
+          ternary,
+          groupSize,
+          symmetric: !zeroW,
+          scaleDtype: 'f32',
+          layout: { kind: 'bitplanes', g, rowsPerTile },
+        };
+        graph.valueInfo.set(planesName, { dtype: 'u8', shape: [bits, N, groups], quant });
+        const halfScalesName = freshName(graph, `${scalesName}_half`);
+        graph.initializers.set(halfScalesName, weightFromTensor(halfScalesName, new Tensor('f32', [N, blocks], weights.scales)));
+        const offsetsName = freshName(graph, `${scalesName}_offsets`);
+        graph.initializers.set(offsetsName, weightFromTensor(offsetsName, new Tensor('f32', [N, blocks], weights.offsets)));
+        relaid = [planesName, halfScalesName, offsetsName];
+        relaidWeights.set(weightKey, relaid);
+        stats.planeBytesPacked += (bits * N * K) / 8;
+        stats.planeBytesStored += bits * N * groups;
+      }
+      const [planesName, halfScalesName, offsetsName] = relaid;
+      for (const name of [codesName, scalesName, zeroName]) if (name) retiredWeights.add(name);
+
+      const key = `${a}\u0000${groupSize}`;
+      let pre = precomputes.get(key);
+      if (pre) {
+        stats.sharedTableConsumers++;
+      } else {
+        const base = a.replace(/[^A-Za-z0-9_]/g, '_');
+        const outputs = [`${base}_lut_tables`, `${base}_lut_table_scales`, `${base}_lut_act_sums`].map((n) => freshName(graph, n));
+        const preNode: Node = {
+          name: freshName(graph, `${base}_lut_precompute`),
+          domain: LLMCC,
+          op: 'LutPrecompute',
+          inputs: [a],
+          outputs,
+          attributes: new Map<string, Attribute>([
+            ['g', intAttr(g)],
+            ['group_size', intAttr(groupSize)],
+            ['table', { kind: 'string', value: table }],
+          ]),
+        };
+        // Registered in the graph now so freshName sees its names; placed properly below.
+        graph.nodes.push(preNode);
+        pre = { node: preNode, before: position };
+        precomputes.set(key, pre);
+        stats.precomputes++;
+        stats.tableBytesPerRow += groups * storedEntries(g) * (table === 'i8' ? 1 : 4);
+      }
+      const lowered: Node = {
+        name: freshName(graph, `${node.name}_lut`),
+        domain: LLMCC,
+        op: 'LutMatMul',
+        inputs: [...pre.node.outputs, planesName, halfScalesName, offsetsName, ...(biasName ? [biasName] : [])],
+        outputs: [...node.outputs],
+        attributes: new Map<string, Attribute>([
+          ['bits', intAttr(bits)],
+          ['g', intAttr(g)],
+          ['group_size', intAttr(groupSize)],
+          ['K', intAttr(K)],
+          ['N', intAttr(N)],
+          ['rows_per_tile', intAttr(rowsPerTile)],
+          ['output_dtype', { kind: 'string', value: dtypeOf(graph, a) }],
+        ]),
+      };
+      replaced.set(node, lowered);
+      stats.lowered++;
+    });
+
+    if (!stats.lowered) return { changed: false, stats };
+
+    const preNodes = new Set([...precomputes.values()].map((p) => p.node));
+    const original = graph.nodes.filter((n) => !preNodes.has(n));
+    const ordered: Node[] = [];
+    original.forEach((node, position) => {
+      for (const pre of precomputes.values()) if (pre.before === position) ordered.push(pre.node);
+      ordered.push(replaced.get(node) ?? node);
+    });
+    graph.nodes = ordered;
+
+    // The old codes/scales/zero points go when nothing else reads them.
+    const uses = consumers(graph);
+    const kept = new Set([...graph.inputs, ...graph.outputs].map((v) => v.name));
+    for (const name of retiredWeights) {
+      if (!uses.has(name) && !kept.has(name)) {
+        graph.initializers.delete(name);
+        graph.valueInfo.delete(name);
+      }
+    }
+    verifyModel(model);
+    return { changed: true, stats };
+  },
+};

@@ -1,0 +1,146 @@
+import { LlmccError } from '../../ir/errors.js';
+import { checkGroupLayout } from './tables.js';
+
+/**
+ * Offline weight re-layout for LUT matmul.
+ *
+ * Symmetrization: an unsigned b-bit code q ∈ [0, 2^b − 1] becomes the odd integer
+ * q' = 2q − (2^b − 1) = Σ_i 2^i·(2·bit_i(q) − 1), so every bit-plane holds ±1 weights and
+ * indexes the symmetric tables. The real weight is unchanged:
+ *   w = (q − z)·s = (s/2)·q' + (s/2)·(2^b − 1 − 2z),
+ * hence scales' = s/2 and offsets = (s/2)·(2^b − 1 − 2z), the constant that multiplies the
+ * activation sum of the group.
+ *
+ * Bit-planes: plane i of row n packs, for each activation group j, the bits i of the g codes
+ * q[n, g·j + t] into one g-bit index (bit t ← weight g·j + t): planes[i, n, j].
+ *
+ * Row interleaving (`rowsPerTile` R > 1): the logical shape stays [bits, N, K/g] but the
+ * elements are stored tile by tile, rows of a tile innermost: element (i, n, j) lives at
+ * ((i·N/R + ⌊n/R⌋)·K/g + j)·R + n mod R, so one load gives the same index j for R rows.
+ */
+
+/** q' = 2q − (2^b − 1). */
+export function symmetrizeCode(q: number, bits: number): number {
+  return 2 * q - (2 ** bits - 1);
+}
+
+/** The default zero point: 2^(b−1) (offset-binary symmetric codes); ternary codes {0,1,2}: 1. */
+export function defaultZeroPoint(bits: number, ternary: boolean): number {
+  return ternary ? 1 : 2 ** (bits - 1);
+}
+
+/** Bit `plane` of each code, as 0/1, row-major like `codes`. */
+export function bitPlane(codes: ArrayLike<number>, plane: number): Uint8Array {
+  const out = new Uint8Array(codes.length);
+  for (let i = 0; i < codes.length; i++) out[i] = (codes[i] >> plane) & 1;
+  return out;
+}
+
+/** Offset of logical element (plane, n, j) in the stored planes tensor. */
+export function planeOffset(plane: number, n: number, j: number, N: number, groups: number, rowsPerTile: number): number {
+  if (rowsPerTile === 1) return (plane * N + n) * groups + j;
+  const tile = Math.floor(n / rowsPerTile);
+  return ((plane * (N / rowsPerTile) + tile) * groups + j) * rowsPerTile + (n % rowsPerTile);
+}
+
+export function checkRowsPerTile(N: number, rowsPerTile: number, where?: string): void {
+  if (!Number.isInteger(rowsPerTile) || rowsPerTile < 1) {
+    throw new LlmccError(`rows_per_tile must be a positive integer, got ${rowsPerTile}`, where);
+  }
+  if (N % rowsPerTile !== 0) throw new LlmccError(`N = ${N} is not a multiple of rows_per_tile = ${rowsPerTile}`, where);
+}
+
+/** Checks that every code fits its bit width (ternary: {0, 1, 2}). */
+export function checkCodes(codes: ArrayLike<number>, bits: number, ternary: boolean, where?: string): void {
+  const max = ternary ? 2 : 2 ** bits - 1;
+  for (let i = 0; i < codes.length; i++) {
+    const q = codes[i];
+    if (!Number.isInteger(q) || q < 0 || q > max) {
+      throw new LlmccError(`weight code ${q} at element ${i} is outside [0, ${max}] for ${ternary ? 'ternary' : `${bits}-bit`} weights`, where);
+    }
+  }
+}
+
+/** Packs codes [N, K] into g-bit plane indices [bits, N, K/g] (interleaved by rowsPerTile). */
+export function packPlanes(
+  codes: ArrayLike<number>, N: number, K: number, bits: number, g: number, rowsPerTile = 1,
+): Uint8Array {
+  const groups = K / g;
+  const out = new Uint8Array(bits * N * groups);
+  for (let i = 0; i < bits; i++) {
+    for (let n = 0; n < N; n++) {
+      for (let j = 0; j < groups; j++) {
+        let index = 0;
+        for (let t = 0; t < g; t++) index |= ((codes[n * K + j * g + t] >> i) & 1) << t;
+        out[planeOffset(i, n, j, N, groups, rowsPerTile)] = index;
+      }
+    }
+  }
+  return out;
+}
+
+/** The inverse of packPlanes: codes [N, K] (for tests and debugging). */
+export function unpackPlanes(
+  planes: ArrayLike<number>, N: number, K: number, bits: number, g: number, rowsPerTile = 1,
+): Uint8Array {
+  const groups = K / g;
+  const codes = new Uint8Array(N * K);
+  for (let i = 0; i < bits; i++) {
+    for (let n = 0; n < N; n++) {
+      for (let j = 0; j < groups; j++) {
+        const index = planes[planeOffset(i, n, j, N, groups, rowsPerTile)];
+        for (let t = 0; t < g; t++) codes[n * K + j * g + t] |= ((index >> t) & 1) << i;
+      }
+    }
+  }
+  return codes;
+}
+
+export interface LutWeightSource {
+  /** [N, K], one code per weight. */
+  codes: ArrayLike<number>;
+  /** [N, K/groupSize]. */
+  scales: ArrayLike<number>;
+  /** [N, K/groupSize] real-valued zero points; undefined = the default. */
+  zeroPoints?: ArrayLike<number>;
+  bits: number;
+  ternary: boolean;
+  N: number;
+  K: number;
+  groupSize: number;
+}
+
+export interface LutWeights {
+  /** [bits, N, K/g] g-bit indices (interleaved by rowsPerTile). */
+  planes: Uint8Array;
+  /** [N, K/groupSize]: s/2. */
+  scales: Float32Array;
+  /** [N, K/groupSize]: (s/2)·(2^b − 1 − 2z). */
+  offsets: Float32Array;
+}
+
+/** Re-lays a QuantMatMul weight for LutMatMul (see the file comment). */
+export function relayoutWeights(src: LutWeightSource, g: number, rowsPerTile: number, where?: string): LutWeights {
+  const { codes, scales, zeroPoints, bits, ternary, N, K, groupSize } = src;
+  checkGroupLayout(K, g, groupSize, where);
+  checkRowsPerTile(N, rowsPerTile, where);
+  if (codes.length !== N * K) throw new LlmccError(`codes have ${codes.length} elements, expected N·K = ${N * K}`, where);
+  const blocks = K / groupSize;
+  if (scales.length !== N * blocks) throw new LlmccError(`scales have ${scales.length} elements, expected ${N * blocks}`, where);
+  if (zeroPoints && zeroPoints.length !== N * blocks) {
+    throw new LlmccError(`zero_points have ${zeroPoints.length} elements, expected ${N * blocks}`, where);
+  }
+  checkCodes(codes, bits, ternary, where);
+  const planes = packPlanes(codes, N, K, bits, g, rowsPerTile);
+  const halfScales = new Float32Array(N * blocks);
+  const offsets = new Float32Array(N * blocks);
+  const top = 2 ** bits - 1;
+  const fallbackZero = defaultZeroPoint(bits, ternary);
+  for (let i = 0; i < N * blocks; i++) {
+    const half = scales[i] / 2;
+    const z = zeroPoints ? zeroPoints[i] : fallbackZero;
+    halfScales[i] = half;
+    offsets[i] = half * (top - 2 * z);
+  }
+  return { planes, scales: halfScales, offsets };
+}

@@ -1,0 +1,220 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { LlmccError } from '../ir/errors.js';
+import { f16BitsToNumber, numberToF16Bits, roundToF16 } from '../ir/float.js';
+import type { WeightBits } from '../ir/quant.js';
+import { dequantize, quantizeRtn, roundScaleUp } from '../passes/quant/rtn.js';
+import { quantizeTernary } from '../passes/quant/ternary.js';
+import { gaussian, matmulNK, sqnrDb } from '../passes/quant/sqnr.js';
+import { compilePattern, parseBitsMap } from '../passes/quant/layers.js';
+import { formatQuantReport, type QuantReportRow } from '../passes/quant/report.js';
+
+const GROUPS = [32, 64, 128] as const;
+const BITS: WeightBits[] = [1, 2, 3, 4, 8];
+
+/** A random weight matrix: rows × (groups · groupSize) f32 values of mixed magnitudes. */
+const weightArb = fc.record({
+  n: fc.integer({ min: 1, max: 3 }),
+  groupsPerRow: fc.integer({ min: 1, max: 2 }),
+  groupSize: fc.constantFrom(...GROUPS),
+  magnitude: fc.constantFrom(1e-3, 1, 100),
+  seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+  offset: fc.double({ min: -2, max: 2, noNaN: true }),
+}).map(({ n, groupsPerRow, groupSize, magnitude, seed, offset }) => {
+  const k = groupsPerRow * groupSize;
+  const w = gaussian(seed, n * k).map((x) => Math.fround((x + offset) * magnitude));
+  return { n, k, groupSize, w };
+});
+
+function groupOf(q: { k: number; info: { groupSize: number } }, i: number): number {
+  const row = Math.floor(i / q.k);
+  return row * (q.k / q.info.groupSize) + Math.floor((i % q.k) / q.info.groupSize);
+}
+
+describe('RTN quantization', () => {
+  it('codes stay within [0, 2^bits - 1] and zero points within range, any scheme', () => {
+    fc.assert(fc.property(weightArb, fc.constantFrom(...BITS), fc.boolean(), fc.constantFrom('f32' as const, 'f16' as const),
+      ({ n, k, groupSize, w }, bits, symmetric, scaleDtype) => {
+        const q = quantizeRtn(w, n, k, { bits, groupSize, symmetric, scaleDtype });
+        expect(q.codes.every((c) => c <= 2 ** bits - 1)).toBe(true);
+        expect(q.scales.length).toBe(n * (k / groupSize));
+        expect(q.scales.every((s) => s >= 0 && (scaleDtype === 'f32' ? Math.fround(s) === s : roundToF16(s) === s))).toBe(true);
+        if (q.zeroPoints && bits > 1) expect(q.zeroPoints.every((z) => z >= 0 && z <= 2 ** bits - 1)).toBe(true);
+        // Symmetric b >= 3 relies on the default offset-binary zero point; 1 and 2 bits are mid-rise.
+        expect(q.zeroPoints === undefined).toBe(symmetric && bits > 2);
+        if (symmetric && bits <= 2) expect(q.zeroPoints!.every((z) => z === 2 ** (bits - 1) - 0.5)).toBe(true);
+      }), { numRuns: 150 });
+  });
+
+  it('dequantization error is at most s/2 per element (bits >= 2, symmetric and asymmetric)', () => {
+    fc.assert(fc.property(weightArb, fc.constantFrom<WeightBits>(2, 3, 4, 8), fc.boolean(), fc.constantFrom('f32' as const, 'f16' as const),
+      ({ n, k, groupSize, w }, bits, symmetric, scaleDtype) => {
+        const q = quantizeRtn(w, n, k, { bits, groupSize, symmetric, scaleDtype });
+        const approx = dequantize(q);
+        for (let i = 0; i < w.length; i++) {
+          const s = q.scales[groupOf(q, i)];
+          // Half a step plus the f32 rounding of the dequantized value.
+          const bound = s / 2 + Math.abs(w[i]) * 2 ** -23 + 1e-30;
+          expect(Math.abs(w[i] - approx[i])).toBeLessThanOrEqual(bound * (1 + 1e-12));
+        }
+      }), { numRuns: 150 });
+  });
+
+  it('1-bit symmetric is ±mean|w| per group (zero point 0.5, scale 2·mean|w|)', () => {
+    const w = Float32Array.from([0.5, -1, 2, -0.5, ...new Array(28).fill(0.25)]);
+    const q = quantizeRtn(w, 1, 32, { bits: 1, groupSize: 32, symmetric: true });
+    const meanAbs = w.reduce((s, x) => s + Math.abs(x), 0) / 32;
+    expect(q.scales[0]).toBe(Math.fround(2 * meanAbs));
+    expect(Array.from(q.zeroPoints!)).toEqual([0.5]);
+    expect(Array.from(q.codes.slice(0, 4))).toEqual([1, 0, 1, 0]);
+    const approx = dequantize(q);
+    expect(approx[0]).toBeCloseTo(meanAbs, 6);
+    expect(approx[1]).toBeCloseTo(-meanAbs, 6);
+  });
+
+  it('symmetric 3+ bits: max|w| half a step outside the outer level, z = 2^(b-1)', () => {
+    // 3 bits: s = max/3.5, levels {-4..3}·s.
+    const w = Float32Array.from([-7, -2.1, 0, 2.9, 7, ...new Array(27).fill(0)]);
+    const q = quantizeRtn(w, 1, 32, { bits: 3, groupSize: 32, symmetric: true });
+    expect(q.scales[0]).toBe(2);
+    expect(q.zeroPoints).toBeUndefined();
+    expect(Array.from(q.codes.slice(0, 5))).toEqual([1, 3, 4, 5, 7]);
+  });
+
+  it('symmetric 2 bits: four mid-rise levels ±0.5s, ±1.5s with s = max|w|/2', () => {
+    const w = Float32Array.from([-3, -1.6, -0.1, 0.2, 1.6, 3, ...new Array(26).fill(0)]);
+    const q = quantizeRtn(w, 1, 32, { bits: 2, groupSize: 32, symmetric: true });
+    expect(q.scales[0]).toBe(1.5);
+    expect(Array.from(q.zeroPoints!)).toEqual([1.5]);
+    expect(Array.from(q.codes.slice(0, 6))).toEqual([0, 0, 1, 2, 3, 3]);
+    expect(Array.from(dequantize(q).slice(0, 6))).toEqual([-2.25, -2.25, -0.75, 0.75, 2.25, 2.25]);
+  });
+
+  it('asymmetric zero points are integers and an all-zero group dequantizes to zeros', () => {
+    fc.assert(fc.property(weightArb, fc.constantFrom<WeightBits>(2, 3, 4, 8), ({ n, k, groupSize, w }, bits) => {
+      const q = quantizeRtn(w, n, k, { bits, groupSize, symmetric: false });
+      expect(q.zeroPoints!.every(Number.isInteger)).toBe(true);
+    }), { numRuns: 50 });
+    for (const symmetric of [true, false]) {
+      const q = quantizeRtn(new Float32Array(64), 2, 32, { bits: 4, groupSize: 32, symmetric });
+      expect(dequantize(q).every((x) => x === 0)).toBe(true);
+    }
+  });
+
+  it('SQNR grows with bits on Gaussian weights (weight and layer output)', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: 1000 }), fc.constantFrom(...GROUPS), fc.boolean(), (seed, groupSize, symmetric) => {
+      const [n, k] = [8, 256];
+      const w = gaussian(seed, n * k);
+      const x = gaussian(seed + 1, 16 * k);
+      const exact = matmulNK(x, 16, w, n, k);
+      let previous = -Infinity;
+      let previousOut = -Infinity;
+      for (const bits of BITS) {
+        const approx = dequantize(quantizeRtn(w, n, k, { bits, groupSize, symmetric }));
+        const db = sqnrDb(w, approx);
+        const outDb = sqnrDb(exact, matmulNK(x, 16, approx, n, k));
+        expect(db).toBeGreaterThan(previous);
+        expect(outDb).toBeGreaterThan(previousOut);
+        previous = db;
+        previousOut = outDb;
+      }
+      // Roughly 6 dB per bit at 8 bits.
+      expect(previous).toBeGreaterThan(35);
+    }), { numRuns: 20 });
+  });
+
+  it('1-bit asymmetric: levels are the means below / above the group mean', () => {
+    const w = Float32Array.from([...new Array(16).fill(1), ...new Array(16).fill(3)]);
+    const q = quantizeRtn(w, 1, 32, { bits: 1, groupSize: 32, symmetric: false });
+    expect(Array.from(dequantize(q))).toEqual(Array.from(w));
+    const constant = quantizeRtn(new Float32Array(32).fill(-0.75), 1, 32, { bits: 1, groupSize: 32, symmetric: false });
+    expect(dequantize(constant).every((x) => x === -0.75)).toBe(true);
+  });
+
+  it('K not a multiple of the group size is a clear LlmccError', () => {
+    expect(() => quantizeRtn(new Float32Array(40), 1, 40, { bits: 4, groupSize: 32, symmetric: true })).toThrow(LlmccError);
+    expect(() => quantizeRtn(new Float32Array(40), 1, 40, { bits: 4, groupSize: 32, symmetric: true })).toThrow(/K=40 is not a multiple of the group size 32/);
+    expect(() => quantizeTernary(new Float32Array(40), 1, 40, { groupSize: 32 })).toThrow(LlmccError);
+  });
+
+  it('rounds scales up to the storage dtype', () => {
+    fc.assert(fc.property(fc.double({ min: 1e-4, max: 1e4, noNaN: true }), (x) => {
+      const up16 = roundScaleUp(x, 'f16');
+      expect(up16).toBeGreaterThanOrEqual(x);
+      expect(roundToF16(up16)).toBe(up16);
+      expect(f16BitsToNumber(numberToF16Bits(up16) - 1)).toBeLessThan(x);
+      const up32 = roundScaleUp(x, 'f32');
+      expect(up32).toBeGreaterThanOrEqual(x);
+      expect(Math.fround(up32)).toBe(up32);
+    }));
+  });
+});
+
+describe('ternary absmean quantization', () => {
+  it('codes are in {0,1,2}, scale is mean|w| per group, q = clamp(round(w/γ), -1, 1)', () => {
+    fc.assert(fc.property(weightArb, ({ n, k, groupSize, w }) => {
+      const q = quantizeTernary(w, n, k, { groupSize });
+      expect(q.info).toMatchObject({ bits: 2, ternary: true, symmetric: true });
+      expect(q.zeroPoints).toBeUndefined();
+      expect(q.codes.every((c) => c <= 2)).toBe(true);
+      for (let g = 0; g < q.scales.length; g++) {
+        const row = Math.floor(g / (k / groupSize));
+        const start = row * k + (g % (k / groupSize)) * groupSize;
+        const group = Array.from(w.slice(start, start + groupSize));
+        const gamma = Math.fround(group.reduce((s, x) => s + Math.abs(x), 0) / groupSize);
+        expect(q.scales[g]).toBe(gamma);
+        group.forEach((x, i) => {
+          const expected = gamma === 0 ? 0 : Math.max(-1, Math.min(1, Math.round(x / gamma)));
+          expect(q.codes[start + i] - 1 === expected).toBe(true);
+        });
+      }
+    }), { numRuns: 100 });
+  });
+
+  it('an all-zero group gets scale 0 and dequantizes to zeros', () => {
+    const q = quantizeTernary(new Float32Array(32), 1, 32, { groupSize: 32 });
+    expect(Array.from(q.scales)).toEqual([0]);
+    expect(q.codes.every((c) => c === 1)).toBe(true);
+    expect(dequantize(q).every((x) => x === 0)).toBe(true);
+  });
+});
+
+describe('SQNR and report helpers', () => {
+  it('sqnrDb: exact is Infinity, a known noise level gives its dB', () => {
+    expect(sqnrDb([1, 2, 3], [1, 2, 3])).toBe(Infinity);
+    expect(sqnrDb([1, 1, 1, 1], [1.1, 0.9, 1.1, 0.9])).toBeCloseTo(20, 10);
+  });
+
+  it('gaussian is reproducible and roughly standard normal', () => {
+    const a = gaussian(42, 10000);
+    expect(Array.from(gaussian(42, 10000))).toEqual(Array.from(a));
+    const mean = a.reduce((s, x) => s + x, 0) / a.length;
+    const variance = a.reduce((s, x) => s + (x - mean) ** 2, 0) / a.length;
+    expect(Math.abs(mean)).toBeLessThan(0.05);
+    expect(Math.abs(variance - 1)).toBeLessThan(0.05);
+  });
+
+  it('patterns: globs match whole names, /regex/ searches; bits maps are validated', () => {
+    expect(compilePattern('*lm_head*').test('model.lm_head.MatMul')).toBe(true);
+    expect(compilePattern('lm_head').test('model.lm_head.MatMul')).toBe(false);
+    expect(compilePattern('layers.?.mlp*').test('layers.3.mlp.up')).toBe(true);
+    expect(compilePattern('layers.?.mlp*').test('layersX3.mlp.up')).toBe(false);
+    expect(compilePattern('/q_proj|k_proj/').test('attn.k_proj.MatMul')).toBe(true);
+    expect(compilePattern('re:^attn').test('attn.k_proj')).toBe(true);
+    expect(() => compilePattern('/(/')).toThrow(LlmccError);
+    expect(parseBitsMap({ '*mlp*': 2, '*attn*': 'ternary', head: 'keep', x: '4' })).toEqual({ '*mlp*': 2, '*attn*': 'ternary', head: 'keep', x: 4 });
+    expect(() => parseBitsMap({ '*': 5 })).toThrow(/must be 1, 2, 3, 4, 8, "ternary" or "keep"/);
+    expect(() => parseBitsMap([1, 2])).toThrow(LlmccError);
+  });
+
+  it('formats a report table with totals', () => {
+    const row: QuantReportRow = {
+      layer: 'mm', weight: 'w', bits: 4, ternary: false, groupSize: 32, scheme: 'int4 group=32 sym scale=f32 layout=codes-nk',
+      weightSqnrDb: 20.1234, outputSqnrDb: Infinity, calibration: 'gaussian', bytesBefore: 4096, bytesAfter: 576,
+    };
+    const text = formatQuantReport([row]);
+    expect(text).toMatch(/^layer\s+scheme\s+weight SQNR dB/);
+    expect(text).toMatch(/mm\s+int4 group=32 sym scale=f32 layout=codes-nk\s+20\.12\s+exact\s+4096\s+576/);
+    expect(text).toMatch(/total\s+1 layers\s+4096\s+576/);
+  });
+});
