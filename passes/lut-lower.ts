@@ -141,7 +141,8 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
           bits: bits as WeightBits,
           ternary,
           groupSize,
-          symmetric: !zeroW,
+          // The quantizer's word wins: symmetric 2-bit (mid-rise) codes carry explicit z = 1.5.
+          symmetric: graph.valueInfo.get(codesName)?.quant?.symmetric ?? !zeroW,
           scaleDtype: 'f32',
           layout: { kind: 'bitplanes', g, rowsPerTile },
         };
