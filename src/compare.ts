@@ -12,6 +12,8 @@ export interface Comparison {
   maxAbs: number;
   /** Largest |actual − expected| / |expected| over elements with expected ≠ 0. */
   maxRel: number;
+  /** Cosine similarity of the two as vectors (1 for identical direction; NaN if either is all zeros). */
+  cosine: number;
   /** Why it failed, when it failed for a structural reason (dtype, shape, NaN placement). */
   reason?: string;
 }
@@ -32,11 +34,11 @@ export function defaultTolerance(dtype: DType): Tolerance {
  */
 export function compareTensors(actual: Tensor, expected: Tensor, tolerance: Tolerance): Comparison {
   if (actual.dtype !== expected.dtype) {
-    return { ok: false, maxAbs: Infinity, maxRel: Infinity, reason: `dtype ${actual.dtype} != expected ${expected.dtype}` };
+    return { ok: false, maxAbs: Infinity, maxRel: Infinity, cosine: NaN, reason: `dtype ${actual.dtype} != expected ${expected.dtype}` };
   }
   if (actual.shape.length !== expected.shape.length || actual.shape.some((d, i) => d !== expected.shape[i])) {
     return {
-      ok: false, maxAbs: Infinity, maxRel: Infinity,
+      ok: false, maxAbs: Infinity, maxRel: Infinity, cosine: NaN,
       reason: `shape [${actual.shape.join(',')}] != expected [${expected.shape.join(',')}]`,
     };
   }
@@ -45,8 +47,8 @@ export function compareTensors(actual: Tensor, expected: Tensor, tolerance: Tole
     const e = expected.data as string[];
     const bad = a.findIndex((s, i) => s !== e[i]);
     return bad < 0
-      ? { ok: true, maxAbs: 0, maxRel: 0 }
-      : { ok: false, maxAbs: Infinity, maxRel: Infinity, reason: `string element ${bad}: "${a[bad]}" != "${e[bad]}"` };
+      ? { ok: true, maxAbs: 0, maxRel: 0, cosine: 1 }
+      : { ok: false, maxAbs: Infinity, maxRel: Infinity, cosine: NaN, reason: `string element ${bad}: "${a[bad]}" != "${e[bad]}"` };
   }
   const a = actual.data;
   const e = expected.data;
@@ -54,9 +56,17 @@ export function compareTensors(actual: Tensor, expected: Tensor, tolerance: Tole
   let maxRel = 0;
   let ok = true;
   let reason: string | undefined;
+  let dot = 0;
+  let normA = 0;
+  let normE = 0;
   for (let i = 0; i < a.length; i++) {
     const x = a[i];
     const y = e[i];
+    if (Number.isFinite(x) && Number.isFinite(y)) {
+      dot += x * y;
+      normA += x * x;
+      normE += y * y;
+    }
     if (Number.isNaN(x) || Number.isNaN(y)) {
       if (Number.isNaN(x) !== Number.isNaN(y)) {
         ok = false;
@@ -76,5 +86,6 @@ export function compareTensors(actual: Tensor, expected: Tensor, tolerance: Tole
     if (y !== 0) maxRel = Math.max(maxRel, diff / Math.abs(y));
     if (diff > tolerance.atol + tolerance.rtol * Math.abs(y)) ok = false;
   }
-  return reason ? { ok, maxAbs, maxRel, reason } : { ok, maxAbs, maxRel };
+  const cosine = dot / Math.sqrt(normA * normE);
+  return reason ? { ok, maxAbs, maxRel, cosine, reason } : { ok, maxAbs, maxRel, cosine };
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { compileCommand } from './commands/compile.js';
+import { compileCommand, type CompileOptions } from './commands/compile.js';
 import { conformanceCommand } from './commands/conformance.js';
-import { inspectCommand } from './commands/inspect.js';
-import { runCommand } from './commands/run.js';
+import { inspectCommand, type InspectOptions } from './commands/inspect.js';
+import { runCommand, type RunOptions } from './commands/run.js';
 import { EXIT_INVALID, reportError } from './errors.js';
+import { addLoweringFlags, addQuantFlags } from './lowering-options.js';
 
 function parseNumber(value: string): number {
   const n = Number(value);
@@ -22,13 +23,15 @@ function buildProgram(exit: (code: number) => void): Command {
       writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `llmcc: ${s}` : s),
     });
 
-  program.command('inspect')
+  addQuantFlags(program.command('inspect')
     .description('opsets, op histogram, parameters by dtype, inputs/outputs, and op × target support')
     .argument('<model>', 'model.onnx')
     .option('--json', 'machine-readable report')
-    .action(async (model: string, opts: { json?: boolean }) => exit(await inspectCommand(model, opts)));
+    .option('--quant', 'per-layer SQNR (weight and layer output) of quantizing with --bits')
+    .option('--data <dir>', 'with --quant: calibrate the output SQNR on this test data set'))
+    .action(async (model: string, opts: InspectOptions) => exit(await inspectCommand(model, opts)));
 
-  program.command('run')
+  addLoweringFlags(program.command('run')
     .description('run a model on a backend-test data set and compare with its outputs (exit 0 ok, 1 mismatch, 2 invalid input)')
     .argument('<model>', 'model.onnx')
     .requiredOption('--data <dir>', 'test_data_set directory with input_K.pb (and output_K.pb)')
@@ -36,8 +39,9 @@ function buildProgram(exit: (code: number) => void): Command {
     .option('--atol <a>', 'absolute tolerance (default by dtype: f32 1e-4, f16/bf16 1e-2, integers exact)', parseNumber)
     .option('--rtol <r>', 'relative tolerance (default 0, f64 1e-5)', parseNumber)
     .option('--out <dir>', 'also write the outputs as <dir>/output_K.pb')
-    .action(async (model: string, opts: { data: string; target: string; atol?: number; rtol?: number; out?: string }) =>
-      exit(await runCommand(model, opts)));
+    .option('--lower', 'run after low-bit lowering (pre-quantized import, --bits quantization, LUT lowering, fusion)')
+    .option('--stats', 'print what each pass did'))
+    .action(async (model: string, opts: RunOptions) => exit(await runCommand(model, opts)));
 
   program.command('conformance')
     .description('run every ONNX backend-test directory under <dir>')
@@ -48,12 +52,14 @@ function buildProgram(exit: (code: number) => void): Command {
     .action(async (dir: string, opts: { target: string; filter?: string; json?: string }) =>
       exit(await conformanceCommand(dir, opts)));
 
-  program.command('compile')
+  addLoweringFlags(program.command('compile')
     .description('compile a model; --emit ir prints the verified, typed IR')
     .argument('<model>', 'model.onnx')
     .addOption(new Option('--emit <what>', 'what to produce').choices(['ir']).makeOptionMandatory())
     .option('-o, --output <file>', 'write to a file instead of stdout')
-    .action(async (model: string, opts: { emit: 'ir'; output?: string }) => exit(await compileCommand(model, opts)));
+    .option('--lower', 'apply low-bit lowering first (pre-quantized import, --bits quantization, LUT lowering, fusion)')
+    .option('--stats', 'print what each pass did (to stderr)'))
+    .action(async (model: string, opts: CompileOptions) => exit(await compileCommand(model, opts)));
 
   return program;
 }

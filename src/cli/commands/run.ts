@@ -4,11 +4,16 @@ import { getBackend } from '../../../targets/registry.js';
 import { compareTensors, defaultTolerance, type Tolerance } from '../../compare.js';
 import { writeDirAtomic } from '../../fsutil.js';
 import { loadModel } from '../../onnx/load.js';
+import { formatPassRecords, runLoweringPipeline } from '../../../passes/pipeline.js';
+import { loweringFromFlags, type LoweringFlags } from '../lowering-options.js';
 import { encodeTensorProto } from '../../onnx/tensor-proto.js';
 import { bindInputs, readTestDataSet } from '../../testdata.js';
 import { EXIT_MISMATCH, EXIT_OK } from '../errors.js';
 
-export interface RunOptions {
+export interface RunOptions extends LoweringFlags {
+  /** Run after the low-bit lowering pipeline (quantization with --bits, LUT lowering, fusion). */
+  lower?: boolean;
+  stats?: boolean;
   data: string;
   target: string;
   atol?: number;
@@ -23,7 +28,15 @@ function formatShape(shape: readonly number[]): string {
 /** `llmcc run`: runs one test data set and compares with its expected outputs. */
 export async function runCommand(modelPath: string, options: RunOptions): Promise<number> {
   const backend = getBackend(options.target);
+  if (!options.lower && (options.bits !== undefined || options.bitsMap || options.keep?.length)) {
+    throw new LlmccError('--bits, --keep and --bits-map take effect with --lower');
+  }
+  const lowering = options.lower ? loweringFromFlags(options) : undefined;
   const model = await loadModel(modelPath);
+  if (lowering) {
+    const records = runLoweringPipeline(model, lowering);
+    if (options.stats) console.log(formatPassRecords(records));
+  }
   const data = readTestDataSet(options.data);
   const feeds = bindInputs(model.graph, data);
   const session = await backend.prepare(model);
@@ -43,7 +56,7 @@ export async function runCommand(modelPath: string, options: RunOptions): Promis
     const tolerance: Tolerance = { atol: options.atol ?? defaults.atol, rtol: options.rtol ?? defaults.rtol };
     const result = compareTensors(actual, expected, tolerance);
     allOk &&= result.ok;
-    const errors = `max abs ${result.maxAbs.toExponential(3)}, max rel ${result.maxRel.toExponential(3)}`;
+    const errors = `max abs ${result.maxAbs.toExponential(3)}, max rel ${result.maxRel.toExponential(3)}, cosine ${result.cosine.toFixed(6)}`;
     const verdict = result.ok ? 'ok' : `MISMATCH (atol ${tolerance.atol}, rtol ${tolerance.rtol})`;
     console.log(`${label}: ${result.reason ?? errors}  ${verdict}`);
   });

@@ -1,0 +1,74 @@
+import * as fs from 'node:fs';
+import { Option, type Command } from 'commander';
+import { LlmccError } from '../../ir/errors.js';
+import type { WeightBits } from '../../ir/quant.js';
+import type { LoweringOptions } from '../../passes/pipeline.js';
+import { parseBitsMap, type QuantSchemeOptions } from '../../passes/quant/layers.js';
+
+/** The low-bit flags shared by `run`, `compile` and `inspect --quant`. */
+export interface LoweringFlags {
+  bits?: string;
+  group: string;
+  asym?: boolean;
+  keep?: string[];
+  bitsMap?: string;
+  table: 'i8' | 'f32';
+  g: string;
+  fuse: boolean;
+}
+
+export function addQuantFlags(command: Command): Command {
+  return command
+    .addOption(new Option('--bits <b>', 'quantize float MatMul/Gemm weights: 1, 2, 3, 4, 8 or ternary').choices(['1', '2', '3', '4', '8', 'ternary']))
+    .option('--group <n>', 'weights per scale along K', '32')
+    .option('--asym', 'asymmetric quantization (zero points); default symmetric')
+    .option('--keep <pattern...>', 'layers left in float: glob on node/weight name (e.g. "*lm_head*") or /regex/')
+    .option('--bits-map <file.json>', 'per-layer bits: {"pattern": 2 | 4 | "ternary" | "keep", …}; first match wins');
+}
+
+export function addLoweringFlags(command: Command): Command {
+  return addQuantFlags(command)
+    .addOption(new Option('--table <kind>', 'LUT entry type: i8 (quantized tables) or f32 (exact)').choices(['i8', 'f32']).default('i8'))
+    .option('--g <n>', 'activations per LUT group (table has 2^(g-1) stored entries)', '4')
+    .option('--no-fuse', 'keep the table precompute as its own op');
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new LlmccError(`${flag} must be a positive integer, got '${value}'`);
+  return n;
+}
+
+export function quantSchemeFromFlags(flags: LoweringFlags): QuantSchemeOptions | undefined {
+  if (flags.bits === undefined) {
+    if (flags.bitsMap || flags.keep?.length) throw new LlmccError('--keep and --bits-map need --bits');
+    return undefined;
+  }
+  const ternary = flags.bits === 'ternary';
+  const options: QuantSchemeOptions = {
+    bits: (ternary ? 2 : Number(flags.bits)) as WeightBits,
+    groupSize: positiveInt(flags.group, '--group'),
+    symmetric: !flags.asym,
+    ternary,
+    keep: flags.keep ?? [],
+  };
+  if (flags.bitsMap) {
+    let json: unknown;
+    try {
+      json = JSON.parse(fs.readFileSync(flags.bitsMap, 'utf8'));
+    } catch (error) {
+      throw new LlmccError(`cannot read bits map: ${error instanceof Error ? error.message : String(error)}`, flags.bitsMap);
+    }
+    options.bitsMap = parseBitsMap(json, flags.bitsMap);
+  }
+  return options;
+}
+
+export function loweringFromFlags(flags: LoweringFlags): LoweringOptions {
+  const quantize = quantSchemeFromFlags(flags);
+  return {
+    ...(quantize ? { quantize } : {}),
+    lut: { g: positiveInt(flags.g, '--g'), table: flags.table },
+    fuse: flags.fuse,
+  };
+}
