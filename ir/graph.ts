@@ -58,7 +58,11 @@ export interface Weight {
 
 export interface ValueInfo {
   name: string;
-  type: TensorType;
+  /**
+   * Undefined only for subgraph inputs/outputs, which ONNX lets omit their types: the
+   * enclosing op (Loop, If) supplies them when the subgraph is inferred or run.
+   */
+  type?: TensorType;
 }
 
 export interface Graph {

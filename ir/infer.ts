@@ -51,8 +51,9 @@ class Scope {
 /** Declared types of a graph as it came in, kept so repeated subgraph inference merges with the file's types, not its own earlier results. */
 interface Declared {
   valueInfo: Map<string, TensorType>;
-  inputs: TensorType[];
-  outputs: TensorType[];
+  /** Undefined for untyped subgraph inputs/outputs (the enclosing op supplies them). */
+  inputs: (TensorType | undefined)[];
+  outputs: (TensorType | undefined)[];
 }
 
 /**
@@ -118,6 +119,9 @@ class InferenceRun {
       const type = given
         ? mergeTypes(given, declared.inputs[i], input.name, `input of subgraph "${graph.name}"`, this.symbols)
         : declared.inputs[i];
+      if (!type) {
+        throw new LlmccError(`input '${input.name}' has no type and no enclosing op supplies one`, `graph "${graph.name}"`);
+      }
       input.type = type;
       scope.set(input.name, { type });
       types.set(input.name, type);

@@ -48,7 +48,7 @@ function readInt(node: Node, name: string, fallback?: number): number {
 
 /** The dtype of a value as inference last saw it (f32 when unknown). */
 function dtypeOf(graph: Graph, name: string): DType {
-  return graph.valueInfo.get(name)?.dtype ?? graph.inputs.find((i) => i.name === name)?.type.dtype ?? 'f32';
+  return graph.valueInfo.get(name)?.dtype ?? graph.inputs.find((i) => i.name === name)?.type?.dtype ?? 'f32';
 }
 
 interface Precompute {

@@ -17,7 +17,8 @@ export interface InspectReport {
   unsupported: Record<string, string[]>;
 }
 
-export function formatType(type: TensorType): string {
+export function formatType(type: TensorType | undefined): string {
+  if (!type) return '(untyped)';
   return type.shape ? `${type.dtype}[${type.shape.join(',')}]` : `${type.dtype}[*]`;
 }
 

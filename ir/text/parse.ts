@@ -91,8 +91,8 @@ class Parser {
         const keyword = this.ident('a statement');
         if (keyword === 'input' || keyword === 'output') {
           const name = this.valueName();
-          this.expect(':');
-          const value: ValueInfo = { name, type: this.type() };
+          // Subgraph inputs/outputs may be untyped (the enclosing op supplies the type).
+          const value: ValueInfo = this.eat(':') ? { name, type: this.type() } : { name };
           (keyword === 'input' ? graph.inputs : graph.outputs).push(value);
         } else if (keyword === 'value') {
           const name = this.valueName();

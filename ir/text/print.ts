@@ -41,11 +41,16 @@ export function printModel(model: Model, options: PrintOptions = {}): string {
 }
 
 /** A graph block (no trailing newline); `indent` is the indentation of its closing brace. */
+/** ` : type`, or nothing for an untyped subgraph input/output. */
+function typeSuffix(type: TensorType | undefined): string {
+  return type ? ` : ${printType(type)}` : '';
+}
+
 export function printGraph(graph: Graph, options: PrintOptions = {}, indent = ''): string {
   const inner = indent + '  ';
   const lines: string[] = [`graph ${quote(graph.name)} {`];
   const inputTypes = new Map(graph.inputs.map((i) => [i.name, i.type]));
-  for (const input of graph.inputs) lines.push(`${inner}input ${printValueName(input.name)} : ${printType(input.type)}`);
+  for (const input of graph.inputs) lines.push(`${inner}input ${printValueName(input.name)}${typeSuffix(input.type)}`);
   for (const [name, weight] of graph.initializers) {
     lines.push(`${inner}weight ${printValueName(name)} : ${printType(weightType(weight))} = ${printWeightData(weight, options)}`);
   }
@@ -59,7 +64,7 @@ export function printGraph(graph: Graph, options: PrintOptions = {}, indent = ''
     lines.push(`${inner}value ${printValueName(name)} : ${printType(type)}`);
   }
   for (const node of graph.nodes) lines.push(inner + printNode(node, graph, options, inner));
-  for (const output of graph.outputs) lines.push(`${inner}output ${printValueName(output.name)} : ${printType(output.type)}`);
+  for (const output of graph.outputs) lines.push(`${inner}output ${printValueName(output.name)}${typeSuffix(output.type)}`);
   lines.push(`${indent}}`);
   return lines.join('\n');
 }

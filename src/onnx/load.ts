@@ -218,10 +218,8 @@ class Importer {
     if (!name) throw new LlmccError(`a ${what} has no name`, scope);
     const weight = initializers.get(name);
     if (!vi.type && weight) return { name, type: { dtype: weight.dtype, shape: [...weight.shape] } };
-    if (!vi.type && scope !== this.file) {
-      // ONNX lets subgraph inputs/outputs omit types; the IR's ValueInfo requires one.
-      throw new LlmccError(`${what} "${name}" has no type (untyped subgraph inputs/outputs are not supported yet)`, scope);
-    }
+    // ONNX lets subgraph inputs/outputs omit types: the enclosing op (Loop, If) supplies them.
+    if (!vi.type && scope !== this.file) return { name };
     return { name, type: this.tensorType(vi.type, `${what} "${name}"`, scope) };
   }
 
