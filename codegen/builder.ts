@@ -41,6 +41,7 @@ import {
 } from './kernel.js';
 
 export type ExprLike = Expr | number;
+export type { Expr, Stmt, Kernel, Param, ScalarType, ValueType, VectorType } from './kernel.js';
 
 // ---------------------------------------------------------------------------------------------
 // Constants and coercion

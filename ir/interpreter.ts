@@ -1,4 +1,4 @@
-import type { Graph, Node } from './graph.js';
+import type { Graph, Node, TensorType } from './graph.js';
 import { LlmccError, describeNode } from './errors.js';
 import { Tensor } from './tensor.js';
 import { Attrs } from './ops/attrs.js';
@@ -56,7 +56,29 @@ export function interpret(
       throw new LlmccError(`missing value for graph input '${input.name}'`);
     }
   }
-  return runGraph(graph, scope, options);
+  const results = runGraph(graph, scope, options);
+  // Backends size buffers from the verified types: an output that contradicts them is a bad model, not a result.
+  for (const output of graph.outputs) {
+    const type = graph.valueInfo.get(output.name) ?? output.type;
+    const value = results.get(output.name);
+    if (type && value) checkOutput(output.name, type, value);
+  }
+  return results;
+}
+
+function checkOutput(name: string, type: TensorType, value: Tensor): void {
+  if (type.dtype !== value.dtype) {
+    throw new LlmccError(`output '${name}' has dtype ${value.dtype} but the model declares ${type.dtype}`);
+  }
+  const shape = type.shape;
+  if (!shape) return;
+  const mismatch = shape.length !== value.shape.length ||
+    shape.some((d, i) => typeof d === 'number' && d !== value.shape[i]);
+  if (mismatch) {
+    throw new LlmccError(
+      `output '${name}' has shape [${value.shape.join(',')}] but the model declares [${shape.join(',')}]`,
+    );
+  }
 }
 
 function checkFeed(name: string, type: Graph['inputs'][number]['type'], value: Tensor): void {

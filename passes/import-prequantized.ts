@@ -7,16 +7,20 @@ import { Tensor } from '../ir/tensor.js';
 import { verifyModel } from '../ir/verify.js';
 import { consumers, freshName, removeDeadCode, weightFromTensor } from './graph-edit.js';
 import type { Pass, PassResult } from './pass.js';
+import { checkNBitsParams, unpackNBitsCodes, unpackNBitsZeroPoints } from './quant/nbits.js';
 
 /**
  * import-prequantized: turns weights that arrive already quantized into llmcc.QuantMatMul,
  * keeping their codes, scales and zero points as they are (no re-quantization):
  *
- * - `com.microsoft.MatMulNBits` with constant B / scales / zero_points (bits 2–8, codes packed
- *   LSB-first in each block's blob; zero points packed the same way per row, or a float tensor
- *   of the scales' size; default 2^(bits−1); optional bias). bits 5–7 are carried as 8-bit
- *   codes with explicit zero points, which is lossless. A g_idx that is not the trivial
- *   k → k / block_size map is rejected (act-order reordering is not supported).
+ * - `com.microsoft.MatMulNBits` (bits 2–8, codes packed LSB-first in each block's blob; zero
+ *   points packed the same way per row, or a float tensor of the scales' size; default
+ *   2^(bits−1); optional bias; format in passes/quant/nbits.ts). Constant weights are unpacked
+ *   here; weights that are graph values (B / scales / zero points fed at run time) get an
+ *   `llmcc.UnpackNBits` node doing the same unpacking at run time in front of the QuantMatMul,
+ *   so they still reach the LUT path (lut-lower then re-lays them at run time too). bits 5–7
+ *   are carried as 8-bit codes with explicit zero points, which is lossless. A g_idx that is
+ *   not the trivial k → k / block_size map is rejected (act-order reordering is not supported).
  * - `DequantizeLinear` of a constant 2-D [K, N] int2/uint2/int4/uint4/int8/uint8 tensor, blocked
  *   along K (axis 0), per output channel (axis 1) or per tensor, feeding MatMul's B. Signed
  *   codes are shifted to offset-binary (code = x + 2^(b−1), zero point + 2^(b−1)), so
@@ -46,16 +50,6 @@ function intAttr(node: Node, name: string, fallback?: number): number {
   return fallback;
 }
 
-/** Reads `bits` bits starting at `bitOffset` of `bytes`, least significant bit first. */
-function readBits(bytes: ArrayLike<number>, bitOffset: number, bits: number): number {
-  let value = 0;
-  for (let b = 0; b < bits; b++) {
-    const bit = bitOffset + b;
-    value |= ((bytes[bit >> 3] >> (bit & 7)) & 1) << b;
-  }
-  return value;
-}
-
 /** What a QuantMatMul node needs, collected by either importer. */
 interface Imported {
   bits: WeightBits;
@@ -69,6 +63,8 @@ interface Imported {
   /** [N, groups]; undefined = the default 2^(bits−1). */
   zeroPoints?: Float32Array;
   bias?: Float32Array;
+  /** A bias that is a graph value (f32), passed through. */
+  runtimeBias?: string;
 }
 
 /** Drops explicit zero points that all equal the QuantMatMul default, so the weight reads as symmetric. */
@@ -93,7 +89,7 @@ function emit(graph: Graph, node: Node, a: string, output: string, w: Imported, 
   graph.valueInfo.set(codes, { dtype: 'u8', shape: [w.n, w.k], quant: info });
   const scales = add('scales', Tensor.fromNumbers(w.scaleDtype, [w.n, groups], w.scales));
   const zp = zeroPoints ? add('zero_points', new Tensor('f32', [w.n, groups], zeroPoints)) : '';
-  const bias = w.bias ? add('bias', new Tensor('f32', [w.n], w.bias)) : '';
+  const bias = w.bias ? add('bias', new Tensor('f32', [w.n], w.bias)) : w.runtimeBias ?? '';
   const inputs = [a, codes, scales, zp, bias];
   while (inputs[inputs.length - 1] === '') inputs.pop();
   return {
@@ -117,18 +113,30 @@ function scaleStorage(dtype: DType): 'f32' | 'f16' | undefined {
   return dtype === 'f16' ? 'f16' : dtype === 'f32' || dtype === 'bf16' ? 'f32' : undefined;
 }
 
-/** MatMulNBits → Imported, or a skip reason when an input is not constant. */
-function importMatMulNBits(graph: Graph, node: Node): Imported | string {
+/** A MatMulNBits whose weights are graph values: unpacked at run time by llmcc.UnpackNBits. */
+interface RuntimeNBits {
+  runtime: true;
+  bits: WeightBits;
+  originalBits: number;
+  groupSize: number;
+  k: number;
+  n: number;
+  symmetric: boolean;
+}
+
+function dtypeOf(graph: Graph, name: string): DType | undefined {
+  return graph.valueInfo.get(name)?.dtype ?? graph.inputs.find((i) => i.name === name)?.type?.dtype ?? graph.initializers.get(name)?.dtype;
+}
+
+/** MatMulNBits → Imported (constant weights), RuntimeNBits (weights are graph values), or a skip reason. */
+function importMatMulNBits(graph: Graph, node: Node): Imported | RuntimeNBits | string {
   const where = describeNode(node);
   const k = intAttr(node, 'K');
   const n = intAttr(node, 'N');
   const bits = intAttr(node, 'bits', 4);
   const blockSize = intAttr(node, 'block_size');
-  if (!Number.isInteger(bits) || bits < 2 || bits > 8) throw new LlmccError(`bits must be 2..8, got ${bits}`, where);
-  if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) {
-    throw new LlmccError(`block_size must be a power of 2 and >= 16, got ${blockSize}`, where);
-  }
-  if (!(k > 0) || !(n > 0)) throw new LlmccError(`K and N must be positive, got K=${k} N=${n}`, where);
+  const params = { k, n, bits, blockSize };
+  const { blocks, storedBits } = checkNBitsParams(params, where);
   const [, bName, scaleName, zpName, gIdxName, biasName] = node.inputs;
 
   const gIdx = gIdxName ? constant(graph, gIdxName) : undefined;
@@ -144,48 +152,24 @@ function importMatMulNBits(graph: Graph, node: Node): Imported | string {
   const scales = constant(graph, scaleName);
   const zp = zpName ? constant(graph, zpName) : undefined;
   const bias = biasName ? constant(graph, biasName) : undefined;
-  if (!b || !scales || (zpName && !zp) || (biasName && !bias)) return 'skipped_not_constant';
-
-  const blocks = Math.ceil(k / blockSize);
-  const blobSize = Math.ceil((blockSize * bits) / 8);
-  const bValues = b.load().numbers();
-  if (b.dtype !== 'u8' || bValues.length !== n * blocks * blobSize) {
-    throw new LlmccError(`B must be uint8 [${n}, ${blocks}, ${blobSize}], got ${b.dtype} [${b.shape.join(',')}]`, where);
+  if (!b || !scales || (zpName && !zp)) {
+    // QuantMatMul takes an f32 bias; a run-time bias of another type stays with MatMulNBits.
+    if (biasName && !bias && dtypeOf(graph, biasName) !== 'f32') return 'skipped_bias_not_f32';
+    return { runtime: true, bits: storedBits, originalBits: bits, groupSize: blockSize, k, n, symmetric: !zpName && storedBits === bits };
   }
+  if (biasName && !bias && dtypeOf(graph, biasName) !== 'f32') return 'skipped_bias_not_f32';
+
+  const bValues = b.load().numbers();
+  if (b.dtype !== 'u8') throw new LlmccError(`B must be uint8, got ${b.dtype} [${b.shape.join(',')}]`, where);
   const scaleDtype = scaleStorage(scales.dtype);
   if (!scaleDtype) throw new LlmccError(`scales of type ${scales.dtype} are not supported`, where);
   const scaleValues = scales.load().numbers();
   if (scaleValues.length !== n * blocks) throw new LlmccError(`scales have ${scaleValues.length} elements, expected N*blocks=${n * blocks}`, where);
-
-  const codes = new Uint8Array(n * k);
-  for (let row = 0; row < n; row++) {
-    for (let col = 0; col < k; col++) {
-      const blob = (row * blocks + Math.floor(col / blockSize)) * blobSize;
-      codes[row * k + col] = readBits(bValues.subarray(blob, blob + blobSize), (col % blockSize) * bits, bits);
-    }
+  if (zp && !['u8', 'f32', 'f16', 'bf16'].includes(zp.dtype)) {
+    throw new LlmccError(`zero_points of type ${zp.dtype} are not supported (uint8 packed or float)`, where);
   }
-
-  let zeroPoints: Float32Array | undefined;
-  if (zp) {
-    const zpValues = zp.load().numbers();
-    zeroPoints = new Float32Array(n * blocks);
-    if (zp.dtype === 'u8') {
-      const rowBytes = Math.ceil((blocks * bits) / 8);
-      if (zpValues.length !== n * rowBytes) throw new LlmccError(`packed zero_points have ${zpValues.length} bytes, expected ${n * rowBytes}`, where);
-      for (let row = 0; row < n; row++) {
-        const rowData = zpValues.subarray(row * rowBytes, (row + 1) * rowBytes);
-        for (let blk = 0; blk < blocks; blk++) zeroPoints[row * blocks + blk] = readBits(rowData, blk * bits, bits);
-      }
-    } else if (zp.dtype === 'f32' || zp.dtype === 'f16' || zp.dtype === 'bf16') {
-      if (zpValues.length !== n * blocks) throw new LlmccError(`zero_points have ${zpValues.length} elements, expected ${n * blocks}`, where);
-      zeroPoints.set(zpValues);
-    } else {
-      throw new LlmccError(`zero_points of type ${zp.dtype} are not supported (uint8 packed or float)`, where);
-    }
-  } else if (bits > 4 && bits < 8) {
-    // Carried as 8-bit codes, whose default zero point differs: keep the original one.
-    zeroPoints = new Float32Array(n * blocks).fill(2 ** (bits - 1));
-  }
+  const codes = unpackNBitsCodes(bValues, params, where);
+  const zeroPoints = unpackNBitsZeroPoints(zp?.load().numbers(), zp?.dtype === 'u8', params, where);
 
   let biasValues: Float32Array | undefined;
   if (bias) {
@@ -193,11 +177,56 @@ function importMatMulNBits(graph: Graph, node: Node): Imported | string {
     if (values.length !== n) throw new LlmccError(`bias has ${values.length} elements, expected N=${n}`, where);
     biasValues = Float32Array.from(values);
   }
-  const storedBits: WeightBits = bits === 2 || bits === 3 || bits === 4 || bits === 8 ? bits : 8;
   return {
     bits: storedBits, groupSize: blockSize, k, n, codes,
     scales: Float32Array.from(scaleValues), scaleDtype, zeroPoints, bias: biasValues,
+    runtimeBias: biasName && !bias ? biasName : undefined,
   };
+}
+
+/**
+ * MatMulNBits with weights that are graph values →
+ *   UnpackNBits(B, scales, zero_points?) → (codes, scales', zero_points') → QuantMatMul(A, …, bias?)
+ * Constant parts (e.g. a constant bias of another dtype) are converted here.
+ */
+function emitRuntime(graph: Graph, node: Node, w: RuntimeNBits): Node[] {
+  const [a, bName, scaleName, zpName = '', , biasName = ''] = node.inputs;
+  const base = freshName(graph, `${bName.replace(/[^A-Za-z0-9_]/g, '_')}_unpacked`);
+  const outputs = ['codes', 'scales', 'zero_points'].map((suffix) => freshName(graph, `${base}_${suffix}`));
+  const unpack: Node = {
+    name: freshName(graph, `${node.name || 'matmulnbits'}_unpack`),
+    domain: 'llmcc',
+    op: 'UnpackNBits',
+    inputs: zpName ? [bName, scaleName, zpName] : [bName, scaleName],
+    outputs,
+    attributes: new Map([
+      ['K', { kind: 'int', value: w.k }],
+      ['N', { kind: 'int', value: w.n }],
+      ['bits', { kind: 'int', value: w.originalBits }],
+      ['block_size', { kind: 'int', value: w.groupSize }],
+    ]),
+  };
+  let bias = biasName;
+  const constantBias = biasName ? constant(graph, biasName) : undefined;
+  if (constantBias && constantBias.dtype !== 'f32') {
+    bias = freshName(graph, `${biasName}_f32`);
+    graph.initializers.set(bias, weightFromTensor(bias, new Tensor('f32', [w.n], Float32Array.from(constantBias.load().numbers()))));
+  }
+  const matmul: Node = {
+    name: node.name,
+    domain: 'llmcc',
+    op: 'QuantMatMul',
+    inputs: bias ? [a, ...outputs, bias] : [a, ...outputs],
+    outputs: [node.outputs[0]],
+    attributes: new Map([
+      ['bits', { kind: 'int', value: w.bits }],
+      ['group_size', { kind: 'int', value: w.groupSize }],
+      ['ternary', { kind: 'int', value: 0 }],
+      ['K', { kind: 'int', value: w.k }],
+      ['N', { kind: 'int', value: w.n }],
+    ]),
+  };
+  return [unpack, matmul];
 }
 
 const DQ_BITS: Partial<Record<DType, { bits: WeightBits; offset: number }>> = {
@@ -282,7 +311,7 @@ export const importPrequantizedPass: Pass = {
   run(model: Model): PassResult {
     const graph = model.graph;
     const stats: Record<string, number> = { matmulnbits_imported: 0, dequantize_matmul_imported: 0 };
-    const replacements = new Map<Node, Node>();
+    const replacements = new Map<Node, Node[]>();
     const uses = consumers(graph);
     const opset = model.opsets.get('') ?? 1;
 
@@ -290,7 +319,12 @@ export const importPrequantizedPass: Pass = {
       if (node.domain === 'com.microsoft' && node.op === 'MatMulNBits') {
         const imported = importMatMulNBits(graph, node);
         if (typeof imported === 'string') { bump(stats, `matmulnbits_${imported}`); continue; }
-        replacements.set(node, emit(graph, node, node.inputs[0], node.outputs[0], imported, node.inputs[1]));
+        if ('runtime' in imported) {
+          replacements.set(node, emitRuntime(graph, node, imported));
+          bump(stats, 'matmulnbits_runtime_unpacked');
+          continue;
+        }
+        replacements.set(node, [emit(graph, node, node.inputs[0], node.outputs[0], imported, node.inputs[1])]);
         bump(stats, 'matmulnbits_imported');
       } else if (node.domain === '' && node.op === 'DequantizeLinear') {
         const readers = uses.get(node.outputs[0]) ?? [];
@@ -301,17 +335,17 @@ export const importPrequantizedPass: Pass = {
         // One copy of the codes serves every MatMul reading this weight.
         const [first, ...rest] = matmuls.map((use) => use.node);
         const template = emit(graph, first, first.inputs[0], first.outputs[0], imported, node.inputs[0]);
-        replacements.set(first, template);
+        replacements.set(first, [template]);
         for (const matmul of rest) {
-          replacements.set(matmul, {
+          replacements.set(matmul, [{
             ...template, name: matmul.name, inputs: [matmul.inputs[0], ...template.inputs.slice(1)], outputs: [matmul.outputs[0]],
-          });
+          }]);
         }
         stats.dequantize_matmul_imported += matmuls.length;
       }
     }
     if (replacements.size === 0) return { changed: false, stats };
-    graph.nodes = graph.nodes.map((node) => replacements.get(node) ?? node);
+    graph.nodes = graph.nodes.flatMap((node) => replacements.get(node) ?? [node]);
     if (!model.opsets.has('llmcc')) model.opsets.set('llmcc', 1);
     removeDeadCode(graph);
     verifyModel(model);

@@ -15,7 +15,9 @@ import { checkRowsPerTile, relayoutWeights } from './lut/bitplanes.js';
  * constant weights becomes
  *   LutPrecompute(A) → (tables, table_scales, act_sums)
  *   LutMatMul(tables, table_scales, act_sums, planes, scales/2, offsets, bias?)
- * with the weights re-laid offline (symmetrized bit-planes, passes/lut/bitplanes.ts). All
+ * with the weights re-laid offline (symmetrized bit-planes, passes/lut/bitplanes.ts), or, when
+ * they are not constants (MatMulNBits weights fed as graph inputs), at run time by an
+ * llmcc.LutPackWeights node computing the same re-layout. All
  * matmuls reading the same activation with the same group_size share one LutPrecompute (Q/K/V
  * projections compute their tables once). 8-bit weights stay QuantMatMul: a 2^(g−1) table per
  * 8 planes costs more than multiplying.
@@ -61,7 +63,8 @@ function emptyStats(): Record<string, number> {
   return {
     lowered: 0,
     kept8Bit: 0,
-    skippedNonConstantWeights: 0,
+    /** Weights that are not constants, re-laid at run time by an llmcc.LutPackWeights node. */
+    runtimePacked: 0,
     precomputes: 0,
     sharedTableConsumers: 0,
     tableEntriesPerGroup: 0,
@@ -94,6 +97,8 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
     const replaced = new Map<Node, Node>();
     const retiredWeights = new Set<string>();
     const relaidWeights = new Map<string, string[]>();
+    /** Run-time re-layout nodes → the position of the first matmul using them (placed before it). */
+    const packs = new Map<Node, number>();
 
     graph.nodes.forEach((node, position) => {
       if (node.domain !== LLMCC || node.op !== 'QuantMatMul') return;
@@ -112,10 +117,7 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
       const codesW = graph.initializers.get(codesName);
       const scalesW = graph.initializers.get(scalesName);
       const zeroW = zeroName ? graph.initializers.get(zeroName) : undefined;
-      if (!codesW || !scalesW || (zeroName && !zeroW)) {
-        stats.skippedNonConstantWeights++;
-        return;
-      }
+      const constantWeights = codesW && scalesW && (!zeroName || zeroW);
       checkGroupLayout(K, g, groupSize, where);
       checkRowsPerTile(N, rowsPerTile, where);
       if (table === 'i8') {
@@ -128,10 +130,36 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
       // A weight read by several matmuls (tied embeddings, shared layers) is re-laid once.
       const weightKey = JSON.stringify([codesName, scalesName, zeroName, bits, ternary, groupSize]);
       let relaid = relaidWeights.get(weightKey);
+      if (!relaid && !constantWeights) {
+        // Weights computed at run time (e.g. MatMulNBits fed as graph inputs): re-laid by a node.
+        const base = codesName.replace(/[^A-Za-z0-9_]/g, '_');
+        const outputs = ['planes', 'half_scales', 'offsets'].map((suffix) => freshName(graph, `${base}_${suffix}`));
+        const pack: Node = {
+          name: freshName(graph, `${base}_lut_pack`),
+          domain: LLMCC,
+          op: 'LutPackWeights',
+          inputs: zeroName ? [codesName, scalesName, zeroName] : [codesName, scalesName],
+          outputs,
+          attributes: new Map<string, Attribute>([
+            ['bits', intAttr(bits)],
+            ['ternary', intAttr(ternary ? 1 : 0)],
+            ['g', intAttr(g)],
+            ['group_size', intAttr(groupSize)],
+            ['K', intAttr(K)],
+            ['N', intAttr(N)],
+            ['rows_per_tile', intAttr(rowsPerTile)],
+          ]),
+        };
+        graph.nodes.push(pack);
+        packs.set(pack, position);
+        relaid = outputs;
+        relaidWeights.set(weightKey, relaid);
+        stats.runtimePacked++;
+      }
       if (!relaid) {
         const weights = relayoutWeights({
-          codes: codesW.load().numbers(),
-          scales: scalesW.load().numbers(),
+          codes: codesW!.load().numbers(),
+          scales: scalesW!.load().numbers(),
           zeroPoints: zeroW?.load().numbers(),
           bits, ternary, N, K, groupSize,
         }, g, rowsPerTile, where);
@@ -157,7 +185,7 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
         stats.planeBytesStored += bits * N * groups;
       }
       const [planesName, halfScalesName, offsetsName] = relaid;
-      for (const name of [codesName, scalesName, zeroName]) if (name) retiredWeights.add(name);
+      if (constantWeights) for (const name of [codesName, scalesName, zeroName]) if (name) retiredWeights.add(name);
 
       const key = `${a}\u0000${groupSize}`;
       let pre = precomputes.get(key);
@@ -208,9 +236,10 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
     if (!stats.lowered) return { changed: false, stats };
 
     const preNodes = new Set([...precomputes.values()].map((p) => p.node));
-    const original = graph.nodes.filter((n) => !preNodes.has(n));
+    const original = graph.nodes.filter((n) => !preNodes.has(n) && !packs.has(n));
     const ordered: Node[] = [];
     original.forEach((node, position) => {
+      for (const [pack, before] of packs) if (before === position) ordered.push(pack);
       for (const pre of precomputes.values()) if (pre.before === position) ordered.push(pre.node);
       ordered.push(replaced.get(node) ?? node);
     });

@@ -54,6 +54,8 @@ interface NBitsCase {
   bias?: boolean;
   dtype?: 'f32' | 'f16';
   gIdx?: number[];
+  /** B, scales, zero points (and an f32 bias) as graph inputs instead of initializers. */
+  runtime?: boolean;
 }
 
 function nbitsModel(c: NBitsCase): { model: Model; feeds: Map<string, Tensor> } {
@@ -98,14 +100,25 @@ function nbitsModel(c: NBitsCase): { model: Model; feeds: Map<string, Tensor> } 
     op: 'MatMulNBits', domain: 'com.microsoft', name: 'mmnb', inputs, outputs: ['Y'],
     attributes: { K: c.k, N: c.n, bits: c.bits, block_size: c.blockSize, accuracy_level: 4 },
   };
+  const feeds = new Map([['A', Tensor.fromNumbers(dtype, [2, 3, c.k], gaussian(c.bits, 6 * c.k))]]);
+  const graphInputs = [{ name: 'A', dtype, shape: [2, 3, c.k] }];
+  if (c.runtime) {
+    for (const name of ['B', 'scales', 'zp', ...(dtype === 'f32' ? ['bias'] : [])]) {
+      const tensor = initializers[name];
+      if (!tensor) continue;
+      graphInputs.push({ name, dtype: tensor.dtype as 'f32', shape: [...tensor.shape] });
+      feeds.set(name, tensor);
+      delete initializers[name];
+    }
+  }
   const model = load({
     nodes: [node],
-    inputs: [{ name: 'A', dtype, shape: [2, 3, c.k] }],
+    inputs: graphInputs,
     outputs: [{ name: 'Y', dtype, shape: [2, 3, c.n] }],
     initializers,
     opsets: { '': 21, 'com.microsoft': 1 },
   });
-  return { model, feeds: new Map([['A', Tensor.fromNumbers(dtype, [2, 3, c.k], gaussian(c.bits, 6 * c.k))]]) };
+  return { model, feeds };
 }
 
 describe('import-prequantized: MatMulNBits', () => {
@@ -119,9 +132,15 @@ describe('import-prequantized: MatMulNBits', () => {
     const feeds = bindInputs(model.graph, data);
     const expected = data.outputs[0].tensor;
     if (name.endsWith('_inputs')) {
-      // B and scales are graph inputs: nothing constant to import.
+      // B and scales are graph inputs: unpacked at run time by llmcc.UnpackNBits, same result.
       const result = importPrequantizedPass.run(model, undefined);
-      expect(result).toEqual({ changed: false, stats: expect.objectContaining({ matmulnbits_skipped_not_constant: 1 }) });
+      expect(result).toEqual({ changed: true, stats: expect.objectContaining({ matmulnbits_runtime_unpacked: 1 }) });
+      expect(model.graph.nodes.map((n) => `${n.domain}.${n.op}`)).toEqual(['llmcc.UnpackNBits', 'llmcc.QuantMatMul']);
+      const [unpack, matmul] = model.graph.nodes;
+      expect(matmul.inputs.slice(1, 4)).toEqual(unpack.outputs);
+      expect(model.graph.valueInfo.get(unpack.outputs[0])?.quant).toEqual({
+        bits: 4, ternary: false, groupSize: 16, symmetric: !name.includes('asym'), scaleDtype: 'f32', layout: { kind: 'codes-nk' },
+      });
       expect(Array.from(run(model, feeds).numbers())).toEqual(Array.from(expected.numbers()));
       return;
     }
@@ -154,6 +173,16 @@ describe('import-prequantized: MatMulNBits', () => {
     const node = model.graph.nodes[0];
     expect(node.attributes.get('bits')).toEqual({ kind: 'int', value: [2, 3, 4, 8].includes(c.bits) ? c.bits : 8 });
     expect(model.graph.initializers.get(node.inputs[2])?.dtype).toBe(c.dtype ?? 'f32');
+  });
+
+  it.each(cases)('%s, weights as graph inputs: UnpackNBits + QuantMatMul, bit-identical', (_name, c) => {
+    const { model, feeds } = nbitsModel({ ...c, runtime: true });
+    const stats = expectExactImport(model, feeds);
+    expect(stats.matmulnbits_runtime_unpacked).toBe(1);
+    const [unpack, matmul] = model.graph.nodes;
+    expect(unpack).toMatchObject({ domain: 'llmcc', op: 'UnpackNBits' });
+    expect(matmul.attributes.get('bits')).toEqual({ kind: 'int', value: [2, 3, 4, 8].includes(c.bits) ? c.bits : 8 });
+    expect(model.graph.valueInfo.get(unpack.outputs[1])?.dtype).toBe(c.dtype ?? 'f32');
   });
 
   it('rejects a reordering g_idx with an LlmccError naming the node', () => {

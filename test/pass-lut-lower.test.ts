@@ -21,7 +21,7 @@ interface Layer {
 const K = 32;
 
 /** a → several QuantMatMuls (some sharing their activation), every output a graph output. */
-function buildModel(layers: Layer[], seed: number, dtype: DType = 'f32'): { m: Model; weights: Map<string, QuantWeights> } {
+function buildModel(layers: Layer[], seed: number, dtype: DType = 'f32', runtimeWeights = false): { m: Model; weights: Map<string, QuantWeights>; weightFeeds: Record<string, Tensor> } {
   const random = rng(seed);
   const weights = new Map<string, QuantWeights>();
   const tensors: Record<string, Tensor> = {};
@@ -37,13 +37,25 @@ function buildModel(layers: Layer[], seed: number, dtype: DType = 'f32'): { m: M
     while (inputs[inputs.length - 1] === '') inputs.pop();
     return node('QuantMatMul', inputs, [l.name], { bits: l.bits, group_size: l.G, ternary: l.ternary ? 1 : 0, K, N: l.N }, 'llmcc', `mm_${l.name}`);
   });
+  // Codes, scales and zero points as graph inputs (fed at run time) instead of initializers.
+  const weightFeeds: Record<string, Tensor> = {};
+  if (runtimeWeights) {
+    for (const [name, tensor] of Object.entries(tensors)) {
+      if (name.endsWith('_bias')) continue;
+      weightFeeds[name] = tensor;
+      delete tensors[name];
+    }
+  }
   const m = model({
-    inputs: [{ name: 'a', dtype, shape: [2, 3, K] }, { name: 'b', dtype, shape: [1, K] }],
+    inputs: [
+      { name: 'a', dtype, shape: [2, 3, K] }, { name: 'b', dtype, shape: [1, K] },
+      ...Object.entries(weightFeeds).map(([name, t]) => ({ name, dtype: t.dtype, shape: [...t.shape] })),
+    ],
     outputs: layers.map((l) => ({ name: l.name, dtype })),
     nodes,
     weights: tensors,
   });
-  return { m, weights };
+  return { m, weights, weightFeeds };
 }
 
 const qkv: Layer[] = [
@@ -95,6 +107,28 @@ describe('lut-lower', () => {
       lutLowerPass.run(m, { table: 'f32', rowsPerTile });
       const after = run(m, x);
       for (const l of qkv) expect(maxRelativeError(after.get(l.name)!, before.get(l.name)!, 1e-2)).toBeLessThan(1e-5);
+    });
+  }
+
+  for (const [table, rowsPerTile] of [['i8', 1], ['f32', 4]] as const) {
+    it(`weights fed at run time get an LutPackWeights node, bit-identical to the offline re-layout (${table}, rowsPerTile ${rowsPerTile})`, () => {
+      const x = feeds(5);
+      const offline = buildModel(qkv, 6).m;
+      lutLowerPass.run(offline, { table, rowsPerTile });
+      const { m: runtime, weightFeeds } = buildModel(qkv, 6, 'f32', true);
+      const result = lutLowerPass.run(runtime, { table, rowsPerTile });
+      expect(result.stats).toMatchObject({ lowered: 5, runtimePacked: 5, kept8Bit: 1, planeBytesPacked: 0 });
+      const packs = runtime.graph.nodes.filter((n) => n.op === 'LutPackWeights');
+      expect(packs.length).toBe(5);
+      // Each pack runs before its matmul; its planes carry the bit-plane layout.
+      for (const pack of packs) {
+        const consumer = runtime.graph.nodes.findIndex((n) => n.op === 'LutMatMul' && n.inputs[3] === pack.outputs[0]);
+        expect(runtime.graph.nodes.indexOf(pack)).toBeLessThan(consumer);
+        expect(runtime.graph.valueInfo.get(pack.outputs[0])?.quant?.layout).toEqual({ kind: 'bitplanes', g: 4, rowsPerTile });
+      }
+      const expected = run(offline, x);
+      const actual = run(runtime, { ...x, ...weightFeeds });
+      for (const l of qkv) expect(Array.from(actual.get(l.name)!.numbers())).toEqual(Array.from(expected.get(l.name)!.numbers()));
     });
   }
 

@@ -46,18 +46,55 @@ describe('RTN quantization', () => {
       }), { numRuns: 150 });
   });
 
-  it('dequantization error is at most s/2 per element (bits >= 2, symmetric and asymmetric)', () => {
+  it('every code is the nearest level of its group grid; error <= s/2 inside the grid (bits >= 2)', () => {
     fc.assert(fc.property(weightArb, fc.constantFrom<WeightBits>(2, 3, 4, 8), fc.boolean(), fc.constantFrom('f32' as const, 'f16' as const),
       ({ n, k, groupSize, w }, bits, symmetric, scaleDtype) => {
         const q = quantizeRtn(w, n, k, { bits, groupSize, symmetric, scaleDtype });
         const approx = dequantize(q);
+        const zeroDefault = 2 ** (bits - 1);
         for (let i = 0; i < w.length; i++) {
-          const s = q.scales[groupOf(q, i)];
-          // Half a step plus the f32 rounding of the dequantized value.
-          const bound = s / 2 + Math.abs(w[i]) * 2 ** -23 + 1e-30;
-          expect(Math.abs(w[i] - approx[i])).toBeLessThanOrEqual(bound * (1 + 1e-12));
+          const group = groupOf(q, i);
+          const s = q.scales[group];
+          const z = q.zeroPoints ? q.zeroPoints[group] : zeroDefault;
+          // Slack for the f32 rounding of the dequantized values.
+          const slack = (Math.abs(w[i]) + s * 2 ** bits) * 2 ** -22 + 1e-30;
+          const error = Math.abs(w[i] - approx[i]);
+          const lowest = (0 - z) * s;
+          const highest = (2 ** bits - 1 - z) * s;
+          if (w[i] >= lowest && w[i] <= highest) expect(error).toBeLessThanOrEqual(s / 2 + slack);
+          else expect(error).toBeLessThanOrEqual(Math.min(Math.abs(w[i] - lowest), Math.abs(w[i] - highest)) + slack);
+          // No other level is nearer (round to nearest; only the grid is searched).
+          const lower = Math.max(0, Math.floor(w[i] / (s || 1) + z));
+          for (const c of [lower - 1, lower, lower + 1, lower + 2]) {
+            if (c < 0 || c > 2 ** bits - 1) continue;
+            expect(error).toBeLessThanOrEqual(Math.abs(w[i] - (c - z) * s) + slack);
+          }
         }
       }), { numRuns: 150 });
+  });
+
+  it('the grid search never does worse than the min/max (no clipping) grid', () => {
+    fc.assert(fc.property(weightArb, fc.constantFrom<WeightBits>(2, 3, 4, 8), ({ n, k, groupSize, w }, bits) => {
+      const q = quantizeRtn(w, n, k, { bits, groupSize, symmetric: true });
+      const approx = dequantize(q);
+      const half = 2 ** (bits - 1);
+      for (let g = 0; g < q.scales.length; g++) {
+        const start = Math.floor(g / (k / groupSize)) * k + (g % (k / groupSize)) * groupSize;
+        const group = Array.from(w.slice(start, start + groupSize));
+        const maxAbs = Math.max(...group.map(Math.abs));
+        // The old fixed grid: outer level half a step inside max|w|.
+        const s = bits === 2 ? maxAbs / 2 : maxAbs / (half - 0.5);
+        const z = bits === 2 ? 1.5 : half;
+        let fixedError = 0;
+        let searchedError = 0;
+        group.forEach((x, i) => {
+          const c = s === 0 ? z : Math.max(0, Math.min(2 ** bits - 1, Math.round(x / s + z)));
+          fixedError += (x - (c - z) * s) ** 2;
+          searchedError += (x - approx[start + i]) ** 2;
+        });
+        expect(searchedError).toBeLessThanOrEqual(fixedError * (1 + 1e-5) + 1e-30);
+      }
+    }), { numRuns: 60 });
   });
 
   it('1-bit symmetric is ±mean|w| per group (zero point 0.5, scale 2·mean|w|)', () => {
@@ -72,22 +109,23 @@ describe('RTN quantization', () => {
     expect(approx[1]).toBeCloseTo(-meanAbs, 6);
   });
 
-  it('symmetric 3+ bits: max|w| half a step outside the outer level, z = 2^(b-1)', () => {
-    // 3 bits: s = max/3.5, levels {-4..3}·s.
+  it('symmetric 3+ bits: z = 2^(b-1), the searched scale is the least-squares fit of the nearest codes', () => {
+    // max|w| = 7: the no-clipping grid (s = 7/3.5 = 2) errs by 1 at ±7 and 0.9 at 2.9; the
+    // search settles on codes −3, −1, 0, 1, 3 and their least-squares scale 47/20.
     const w = Float32Array.from([-7, -2.1, 0, 2.9, 7, ...new Array(27).fill(0)]);
     const q = quantizeRtn(w, 1, 32, { bits: 3, groupSize: 32, symmetric: true });
-    expect(q.scales[0]).toBe(2);
+    expect(q.scales[0]).toBe(Math.fround(47 / 20));
     expect(q.zeroPoints).toBeUndefined();
     expect(Array.from(q.codes.slice(0, 5))).toEqual([1, 3, 4, 5, 7]);
   });
 
-  it('symmetric 2 bits: four mid-rise levels ±0.5s, ±1.5s with s = max|w|/2', () => {
-    const w = Float32Array.from([-3, -1.6, -0.1, 0.2, 1.6, 3, ...new Array(26).fill(0)]);
+  it('symmetric 2 bits: four mid-rise levels ±0.5s, ±1.5s (zero point 1.5)', () => {
+    const w = Float32Array.from({ length: 32 }, (_, i) => [-3, -1, 1, 3][i % 4]);
     const q = quantizeRtn(w, 1, 32, { bits: 2, groupSize: 32, symmetric: true });
-    expect(q.scales[0]).toBe(1.5);
+    expect(q.scales[0]).toBe(2);
     expect(Array.from(q.zeroPoints!)).toEqual([1.5]);
-    expect(Array.from(q.codes.slice(0, 6))).toEqual([0, 0, 1, 2, 3, 3]);
-    expect(Array.from(dequantize(q).slice(0, 6))).toEqual([-2.25, -2.25, -0.75, 0.75, 2.25, 2.25]);
+    expect(Array.from(q.codes.slice(0, 4))).toEqual([0, 1, 2, 3]);
+    expect(Array.from(dequantize(q))).toEqual(Array.from(w));
   });
 
   it('asymmetric zero points are integers and an all-zero group dequantizes to zeros', () => {

@@ -4,38 +4,46 @@ import type { QuantInfo, WeightBits } from '../../ir/quant.js';
 import { dequantizeCodes } from '../../ir/ops/llmcc/QuantMatMul.js';
 
 /**
- * Round-to-nearest (RTN) group-wise weight quantization.
+ * Round-to-nearest (RTN) group-wise weight quantization with an MSE-optimal grid per group.
  *
  * The weight is row-major [N, K] (rows = output channels); each row is split into groups of
  * `groupSize` consecutive k, one scale (and zero point) per group. Codes are unsigned,
- * one per weight, and dequantize as w ≈ (code − z) · s (see llmcc.QuantMatMul).
+ * one per weight, and dequantize as w ≈ (code − z) · s (see llmcc.QuantMatMul). Every code
+ * is the nearest level of its group's grid {(c − z)·s : c = 0 … 2^b − 1} (round to nearest,
+ * clamped at the ends): only the grid (s, and z when asymmetric) is searched.
  *
- * Symmetric, bits ≥ 3: codes are offset-binary (z = 2^(b−1), no zero-point tensor), levels
- * −2^(b−1) … 2^(b−1) − 1 (a zero level, "mid-tread"). The scale is s = max|w| / (2^(b−1) − 0.5):
- * max|w| then clips to the outermost level ±(2^(b−1) − 1)·s by exactly s/2, the same worst case
- * as rounding inside the grid, so the step is finer than the usual max / (2^(b−1) − 1) while
- * every weight stays within s/2 of its level. (The extra negative code is reached only on a tie.)
+ * Grid search (llama.cpp make_qx_quants / make_qkx2_quants style, no calibration data): a
+ * min/max grid wastes levels on the tails of bell-shaped weights, so for each group a range
+ * of candidate scales is tried (from the "no clipping" scale down to about half of it), the
+ * codes rounded for each, and the candidate with the least squared error kept; then the
+ * scale is refit by least squares for those codes (s = Σ w·(q − z) / Σ (q − z)²) and the
+ * codes re-rounded, which can only lower the error further. Weights beyond the outermost
+ * level are therefore clipped to it when that lowers the group's total error, so the
+ * per-element error bound is s/2 only inside the grid's range.
+ *
+ * Symmetric, bits ≥ 3: offset-binary codes (z = 2^(b−1), no zero-point tensor), levels
+ * −2^(b−1) … 2^(b−1) − 1 (a zero level, "mid-tread"); the extra negative level is used
+ * when the search finds it helps.
  *
  * Symmetric, 2 bits: mid-tread would leave only 3 usable levels (ternary in disguise), so the
  * levels are the 4 "mid-rise" values ±0.5·s, ±1.5·s: codes 0..3 with explicit zero points 1.5
- * and s = max|w| / 2 (max|w| is half a step outside the outer level). The error is still
- * ≤ s/2, and the zero point makes the LUT offset term (2^b − 1 − 2z) vanish.
+ * (which makes the LUT offset term (2^b − 1 − 2z) vanish).
  *
  * Symmetric, 1 bit: the levels are ±α with α = mean|w| over the group (the least-squares α
  * for sign quantization, as in BinaryConnect/XNOR-Net). Stored as codes {0, 1} with explicit
- * zero points 0.5 and scale 2α, so (code − 0.5) · 2α = ±α. This is the one scheme without
- * the s/2 error bound: a weight larger than 2α is clipped.
+ * zero points 0.5 and scale 2α, so (code − 0.5) · 2α = ±α.
  *
  * Asymmetric, 1 bit: the two levels are the means of the weights below and at-or-above the
  * group mean (one Lloyd step): s = hi − lo, real-valued z = −lo / s, codes {0, 1}. Min/max
  * would put the two levels at the extremes, which is worse than no weights at all.
  *
- * Asymmetric, bits ≥ 2: min/max over the group widened to include 0, s = (max − min) / (2^b − 1) and an
- * integer zero point z = round(−min / s) ∈ [0, 2^b − 1] (stored as f32). Including 0 keeps z
- * in range, and an integer z keeps (code − z) exact, so the format converts losslessly to
- * MatMulNBits / DequantizeLinear.
+ * Asymmetric, bits ≥ 2: scale and an integer zero point z ∈ [0, 2^b − 1] (stored as f32)
+ * searched jointly (for each candidate scale: z aligning the grid's bottom, top or centre with
+ * the group's, ±1). The grid always contains 0 (code z), and an integer z keeps (code − z)
+ * exact, so the format converts losslessly to MatMulNBits / DequantizeLinear.
  *
- * Scales are rounded *up* to the storage dtype (f32 or f16), which keeps the s/2 bound exact.
+ * Scales are rounded to the storage dtype (f32 or f16) before the codes are chosen, so the
+ * codes are nearest for the scale actually stored.
  */
 
 export type ScaleDtype = 'f32' | 'f16';
@@ -89,6 +97,79 @@ function clamp(x: number, lo: number, hi: number): number {
   return x < lo ? lo : x > hi ? hi : x;
 }
 
+/** Candidate scales per group, as fractions of the no-clipping scale. */
+const SCALE_SEARCH_STEPS = 24;
+const SCALE_SEARCH_MIN = 0.5;
+/** Least-squares refits after the search (each re-rounds the codes). */
+const REFIT_ROUNDS = 2;
+
+/** One group's grid: codes 0..maxCode, level (c − z)·s. */
+interface GroupFit {
+  scale: number;
+  zero: number;
+  error: number;
+}
+
+function nearestCode(x: number, s: number, z: number, maxCode: number): number {
+  return s === 0 ? clamp(Math.round(z), 0, maxCode) : clamp(Math.round(x / s + z), 0, maxCode);
+}
+
+/** Squared error of rounding w[start, end) to the grid (s, z). */
+function gridError(w: ArrayLike<number>, start: number, end: number, s: number, z: number, maxCode: number): number {
+  let error = 0;
+  for (let i = start; i < end; i++) {
+    const d = w[i] - (nearestCode(w[i], s, z, maxCode) - z) * s;
+    error += d * d;
+  }
+  return error;
+}
+
+/** The least-squares scale for the codes rounded at (s, z), z fixed; s when degenerate. */
+function refitScale(w: ArrayLike<number>, start: number, end: number, s: number, z: number, maxCode: number): number {
+  let num = 0;
+  let den = 0;
+  for (let i = start; i < end; i++) {
+    const q = nearestCode(w[i], s, z, maxCode) - z;
+    num += w[i] * q;
+    den += q * q;
+  }
+  return den > 0 && num > 0 ? num / den : s;
+}
+
+/**
+ * Searches the group's scale (and integer zero point when `zeroCandidates` gives several)
+ * for the least squared error; `fullScale` is the scale at which nothing clips.
+ */
+function searchGrid(
+  w: ArrayLike<number>, start: number, end: number, fullScale: number, maxCode: number,
+  zeroCandidates: (s: number) => number[], scaleDtype: ScaleDtype,
+): GroupFit {
+  let best: GroupFit = { scale: 0, zero: zeroCandidates(0)[0], error: Infinity };
+  const consider = (rawScale: number, zeros: readonly number[]): void => {
+    const s = roundScale(rawScale, scaleDtype);
+    for (const z of zeros) {
+      const error = gridError(w, start, end, s, z, maxCode);
+      if (error < best.error) best = { scale: s, zero: z, error };
+    }
+  };
+  if (fullScale === 0) {
+    consider(0, zeroCandidates(0));
+    return best;
+  }
+  // The no-clipping scale, rounded up so it still clips nothing, is always a candidate.
+  consider(roundScaleUp(fullScale, scaleDtype), zeroCandidates(fullScale));
+  for (let step = 0; step < SCALE_SEARCH_STEPS; step++) {
+    const s = fullScale * (SCALE_SEARCH_MIN + ((1 - SCALE_SEARCH_MIN) * step) / SCALE_SEARCH_STEPS);
+    consider(s, zeroCandidates(s));
+  }
+  for (let round = 0; round < REFIT_ROUNDS; round++) {
+    const refit = refitScale(w, start, end, best.scale, best.zero, maxCode);
+    if (refit === best.scale) break;
+    consider(refit, [best.zero]);
+  }
+  return best;
+}
+
 export function quantizeRtn(w: ArrayLike<number>, n: number, k: number, options: RtnOptions): QuantizedWeight {
   const { bits, groupSize, symmetric } = options;
   const scaleDtype = options.scaleDtype ?? 'f32';
@@ -113,7 +194,9 @@ export function quantizeRtn(w: ArrayLike<number>, n: number, k: number, options:
       scales[g] = roundScale((2 * sumAbs) / groupSize, scaleDtype);
       zeroPoints![g] = 0.5;
       for (let i = start; i < end; i++) codes[i] = w[i] >= 0 ? 1 : 0;
-    } else if (!symmetric && bits === 1) {
+      continue;
+    }
+    if (!symmetric && bits === 1) {
       let mean = 0;
       for (let i = start; i < end; i++) mean += w[i];
       mean /= groupSize;
@@ -129,36 +212,37 @@ export function quantizeRtn(w: ArrayLike<number>, n: number, k: number, options:
       scales[g] = s;
       zeroPoints![g] = s === 0 ? 0 : Math.fround(-loLevel / s);
       for (let i = start; i < end; i++) codes[i] = !constantGroup && w[i] >= mean ? 1 : 0;
-    } else if (midRise) {
+      continue;
+    }
+
+    let fit: GroupFit;
+    if (symmetric) {
       let maxAbs = 0;
       for (let i = start; i < end; i++) maxAbs = Math.max(maxAbs, Math.abs(w[i]));
-      const s = roundScaleUp(maxAbs / 2, scaleDtype);
-      scales[g] = s;
-      zeroPoints![g] = 1.5;
-      // floor(w/s + 2) = round(w/s + 1.5): the nearest of the levels (code − 1.5)·s.
-      for (let i = start; i < end; i++) codes[i] = s === 0 ? 2 : clamp(Math.floor(w[i] / s + 2), 0, 3);
-    } else if (symmetric) {
-      let maxAbs = 0;
-      for (let i = start; i < end; i++) maxAbs = Math.max(maxAbs, Math.abs(w[i]));
-      const s = roundScaleUp(maxAbs / (half - 0.5), scaleDtype);
-      scales[g] = s;
-      for (let i = start; i < end; i++) {
-        const q = s === 0 ? 0 : clamp(Math.round(w[i] / s), -half, half - 1);
-        codes[i] = q + half;
-      }
+      // Mid-rise 2-bit: outer levels ±1.5·s; mid-tread: ±(half − 1)·s plus the extra −half·s.
+      const z = midRise ? 1.5 : half;
+      const fullScale = maxAbs / (midRise ? 2 : half - 0.5);
+      fit = searchGrid(w, start, end, fullScale, maxCode, () => [z], scaleDtype);
     } else {
+      // The range widened to include 0, so every candidate grid (which holds 0) can cover it.
       let lo = 0;
       let hi = 0;
       for (let i = start; i < end; i++) {
         lo = Math.min(lo, w[i]);
         hi = Math.max(hi, w[i]);
       }
-      const s = roundScaleUp((hi - lo) / maxCode, scaleDtype);
-      const z = s === 0 ? 0 : clamp(Math.round(-lo / s), 0, maxCode);
-      scales[g] = s;
-      zeroPoints![g] = z;
-      for (let i = start; i < end; i++) codes[i] = s === 0 ? z : clamp(Math.round(w[i] / s) + z, 0, maxCode);
+      const zeroCandidates = (s: number): number[] => {
+        if (s === 0) return [0];
+        const centre = Math.round(maxCode / 2 - (lo + hi) / (2 * s));
+        const found = [Math.round(-lo / s), Math.round(maxCode - hi / s), centre - 1, centre, centre + 1]
+          .map((z) => clamp(z, 0, maxCode));
+        return [...new Set(found)];
+      };
+      fit = searchGrid(w, start, end, (hi - lo) / maxCode, maxCode, zeroCandidates, scaleDtype);
     }
+    scales[g] = fit.scale;
+    if (zeroPoints) zeroPoints[g] = fit.zero;
+    for (let i = start; i < end; i++) codes[i] = nearestCode(w[i], fit.scale, fit.zero, maxCode);
   }
   return {
     info: { bits, ternary: false, groupSize, symmetric, scaleDtype, layout: { kind: 'codes-nk' } },

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { benchGemvCommand, type BenchGemvOptions } from './commands/bench.js';
 import { compileCommand, type CompileOptions } from './commands/compile.js';
 import { conformanceCommand } from './commands/conformance.js';
 import { inspectCommand, type InspectOptions } from './commands/inspect.js';
@@ -33,7 +34,7 @@ function buildProgram(exit: (code: number) => void): Command {
 
   addLoweringFlags(program.command('run')
     .description('run a model on a backend-test data set and compare with its outputs (exit 0 ok, 1 mismatch, 2 invalid input)')
-    .argument('<model>', 'model.onnx')
+    .argument('<model>', 'model.onnx, or a compiled bundle (model.llmcc)')
     .requiredOption('--data <dir>', 'test_data_set directory with input_K.pb (and output_K.pb)')
     .option('--target <name>', 'target to run on', 'ref')
     .option('--atol <a>', 'absolute tolerance (default by dtype: f32 1e-4, f16/bf16 1e-2, integers exact)', parseNumber)
@@ -53,13 +54,34 @@ function buildProgram(exit: (code: number) => void): Command {
       exit(await conformanceCommand(dir, opts)));
 
   addLoweringFlags(program.command('compile')
-    .description('compile a model; --emit ir prints the verified, typed IR')
+    .description('compile a model: --target wasm -o model.llmcc writes a bundle; --emit ir prints the verified, typed IR')
     .argument('<model>', 'model.onnx')
-    .addOption(new Option('--emit <what>', 'what to produce').choices(['ir']).makeOptionMandatory())
-    .option('-o, --output <file>', 'write to a file instead of stdout')
+    .addOption(new Option('--emit <what>', 'what to produce').choices(['ir']))
+    .addOption(new Option('--target <name>', 'compile for a target and write a bundle with -o').choices(['wasm']))
+    .option('-o, --output <file>', 'write to a file instead of stdout (the bundle, with --target)')
     .option('--lower', 'apply low-bit lowering first (pre-quantized import, --bits quantization, LUT lowering, fusion)')
     .option('--stats', 'print what each pass did (to stderr)'))
     .action(async (model: string, opts: CompileOptions) => exit(await compileCommand(model, opts)));
+
+  const bench = program.command('bench')
+    .description('benchmarks; bare `bench` runs the default GEMV/GEMM suite (llmcc-wasm vs ONNX Runtime)')
+    .option('--json <file>', 'write the results as JSON')
+    .option('--no-cold', 'skip the cold (rotating layers) regime')
+    .option('--no-ort', 'skip the ONNX Runtime rows')
+    .action(async (opts: BenchGemvOptions) => exit(await benchGemvCommand(opts, false)));
+  bench.command('gemv')
+    .description('one GEMV (M=1) or small GEMM layer: llmcc-wasm LUT kernel vs ONNX Runtime, hot and cold')
+    .option('--k <k>', 'input features', parseNumber)
+    .option('--n <n>', 'output features (default K)', parseNumber)
+    .option('--bits <b>', 'weight bits: 1, 2, 3, 4 or ternary (comma-separated list)', '2')
+    .option('--m <m>', 'activation rows (1 = GEMV)', parseNumber)
+    .option('--group-size <g>', 'quantization group size', parseNumber)
+    .option('--budget <ms>', 'timed milliseconds per measurement', parseNumber)
+    .option('--json <file>', 'write the results as JSON')
+    .option('--no-cold', 'skip the cold regime')
+    .option('--no-hot', 'skip the hot regime')
+    .option('--no-ort', 'skip the ONNX Runtime rows')
+    .action(async (opts: BenchGemvOptions) => exit(await benchGemvCommand(opts, true)));
 
   return program;
 }

@@ -19,6 +19,8 @@ export interface KernelBuildContext {
   constant(index: number): import('../../ir/tensor.js').Tensor | undefined;
   /** A unique kernel name prefix for this node. */
   name: string;
+  /** The imported opset of the node's domain (semantics changed across versions, e.g. Softmax at 13). */
+  opset?: number;
 }
 
 /** What the runtime knows when it launches a kernel: concrete shapes. */

@@ -3,6 +3,8 @@ import { QuantMatMul } from './QuantMatMul.js';
 import { LutPrecompute } from './LutPrecompute.js';
 import { LutMatMul } from './LutMatMul.js';
 import { NormLutPrecompute } from './NormLutPrecompute.js';
+import { UnpackNBits } from './UnpackNBits.js';
+import { LutPackWeights } from './LutPackWeights.js';
 
 /** llmcc's own ops (domain 'llmcc'): quantized and LUT-lowered matmuls the passes produce. */
 export const llmccOps: OpDef[] = [
@@ -10,4 +12,6 @@ export const llmccOps: OpDef[] = [
   LutPrecompute,
   LutMatMul,
   NormLutPrecompute,
+  UnpackNBits,
+  LutPackWeights,
 ];

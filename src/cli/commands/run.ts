@@ -1,4 +1,8 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Tensor } from '../../../ir/tensor.js';
+import { BUNDLE_MAGIC } from '../../bundle/format.js';
+import { load } from '../../runtime/index.js';
 import { LlmccError } from '../../../ir/errors.js';
 import { getBackend } from '../../../targets/registry.js';
 import { compareTensors, defaultTolerance, type Tolerance } from '../../compare.js';
@@ -27,6 +31,7 @@ function formatShape(shape: readonly number[]): string {
 
 /** `llmcc run`: runs one test data set and compares with its expected outputs. */
 export async function runCommand(modelPath: string, options: RunOptions): Promise<number> {
+  if (await isBundleFile(modelPath)) return runBundle(modelPath, options);
   const backend = getBackend(options.target);
   if (!options.lower && (options.bits !== undefined || options.bitsMap || options.keep?.length)) {
     throw new LlmccError('--bits, --keep and --bits-map take effect with --lower');
@@ -41,9 +46,56 @@ export async function runCommand(modelPath: string, options: RunOptions): Promis
   const feeds = bindInputs(model.graph, data);
   const session = await backend.prepare(model);
   const outputs = await session.run(feeds);
+  return report(modelPath, model.graph.outputs.map((o) => o.name), outputs, data, options);
+}
 
+/** Whether a file is an llmcc bundle (by its magic), so `run` accepts both kinds. */
+async function isBundleFile(file: string): Promise<boolean> {
+  if (file.endsWith('.llmcc')) return true;
+  try {
+    const handle = await fs.promises.open(file, 'r');
+    try {
+      const head = Buffer.alloc(BUNDLE_MAGIC.length);
+      await handle.read(head, 0, head.length, 0);
+      return head.toString('latin1') === BUNDLE_MAGIC;
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return false; // loadModel reports a missing file
+  }
+}
+
+/** `llmcc run model.llmcc --data <dir>`: the bundle's own runtime, inputs bound like a model's. */
+async function runBundle(bundlePath: string, options: RunOptions): Promise<number> {
+  if (options.lower || options.bits !== undefined || options.bitsMap || options.keep?.length) {
+    throw new LlmccError('a bundle is already compiled: lowering flags apply when compiling it', bundlePath);
+  }
+  if (options.target !== 'ref' && options.target !== 'wasm') {
+    throw new LlmccError(`a bundle runs on the target it was compiled for (wasm), not '${options.target}'`, bundlePath);
+  }
+  const session = await load(bundlePath);
+  const data = readTestDataSet(options.data);
+  const byName = new Set(session.inputNames);
+  const feeds = new Map<string, Tensor>();
+  data.inputs.forEach(({ name, tensor }, position) => {
+    const target = byName.has(name) ? name : session.inputNames[position];
+    if (!target) throw new LlmccError(`input_${position}.pb has no matching input (the bundle has ${session.inputNames.length})`, data.dir);
+    feeds.set(target, tensor);
+  });
+  const outputs = await session.run(feeds);
+  return report(bundlePath, session.outputNames, outputs, data, options);
+}
+
+function report(
+  modelPath: string,
+  outputNames: readonly string[],
+  outputs: ReadonlyMap<string, Tensor>,
+  data: ReturnType<typeof readTestDataSet>,
+  options: RunOptions,
+): number {
   let allOk = true;
-  model.graph.outputs.forEach((output, k) => {
+  outputNames.map((name) => ({ name })).forEach((output, k) => {
     const actual = outputs.get(output.name);
     if (!actual) throw new LlmccError(`output '${output.name}' was not produced`, modelPath);
     const label = `output ${k} '${output.name}' ${actual.dtype}${formatShape(actual.shape)}`;
@@ -63,8 +115,8 @@ export async function runCommand(modelPath: string, options: RunOptions): Promis
 
   if (options.out) {
     const files = new Map<string, Uint8Array>();
-    model.graph.outputs.forEach((output, k) => {
-      files.set(`output_${k}.pb`, encodeTensorProto(outputs.get(output.name)!, output.name));
+    outputNames.forEach((name, k) => {
+      files.set(`output_${k}.pb`, encodeTensorProto(outputs.get(name)!, name));
     });
     writeDirAtomic(options.out, files);
     console.log(`wrote ${files.size} output(s) to ${path.resolve(options.out)}`);

@@ -1,0 +1,67 @@
+import type { Kernel } from '../../codegen/kernel.js';
+import { buildWasmModule } from '../../codegen/wasm/module.js';
+
+const PAGE = 65536;
+
+/**
+ * Runs built kernels directly on one wasm memory, for kernel tests and benchmarks: a bump
+ * allocator over the memory (16-byte aligned), typed writes and reads, and the exports.
+ */
+export class KernelRunner {
+  readonly memory: WebAssembly.Memory;
+  private readonly exports: Record<string, (...args: number[]) => void>;
+  private top = 16;
+
+  private constructor(memory: WebAssembly.Memory, exports: Record<string, (...args: number[]) => void>) {
+    this.memory = memory;
+    this.exports = exports;
+  }
+
+  static async create(kernels: Kernel[], initialBytes = PAGE): Promise<KernelRunner> {
+    const binary = buildWasmModule(kernels);
+    const memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(initialBytes / PAGE)) });
+    const module = await WebAssembly.compile(binary as Uint8Array<ArrayBuffer>);
+    const instance = await WebAssembly.instantiate(module, { env: { memory } });
+    return new KernelRunner(memory, instance.exports as unknown as Record<string, (...args: number[]) => void>);
+  }
+
+  /** Reserves `bytes` (16-aligned) and returns the byte offset. */
+  alloc(bytes: number): number {
+    const offset = this.top;
+    this.top = Math.ceil((offset + Math.max(bytes, 16)) / 16) * 16;
+    const needed = this.top + 64;
+    if (needed > this.memory.buffer.byteLength) this.memory.grow(Math.ceil((needed - this.memory.buffer.byteLength) / PAGE));
+    return offset;
+  }
+
+  /** Allocates and fills a buffer from a typed array; returns its offset. */
+  put(data: ArrayBufferView): number {
+    const offset = this.alloc(data.byteLength);
+    new Uint8Array(this.memory.buffer, offset, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    return offset;
+  }
+
+  f32(offset: number, count: number): Float32Array {
+    return new Float32Array(this.memory.buffer, offset, count).slice();
+  }
+
+  i32(offset: number, count: number): Int32Array {
+    return new Int32Array(this.memory.buffer, offset, count).slice();
+  }
+
+  i8(offset: number, count: number): Int8Array {
+    return new Int8Array(this.memory.buffer, offset, count).slice();
+  }
+
+  call(name: string, ...args: number[]): void {
+    const fn = this.exports[name];
+    if (!fn) throw new Error(`kernel runner: no export ${name}`);
+    fn(...args);
+  }
+
+  fn(name: string): (...args: number[]) => void {
+    const fn = this.exports[name];
+    if (!fn) throw new Error(`kernel runner: no export ${name}`);
+    return fn;
+  }
+}

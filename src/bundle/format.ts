@@ -1,0 +1,141 @@
+/**
+ * The llmcc bundle: one file holding a compiled program (see README.md in this folder).
+ * Encoding and decoding are browser-safe (WebCrypto for sha256, no `node:` imports); writing
+ * files atomically is in write.ts.
+ */
+import { LlmccError } from '../../ir/errors.js';
+import type { CompiledWasm, WasmProgram } from '../../targets/wasm/program.js';
+
+export const BUNDLE_MAGIC = 'LLMCCBND';
+export const BUNDLE_FORMAT_VERSION = 1;
+/** magic (8) + format version u32 + manifest length u32 + manifest sha256 (32). */
+export const HEADER_BYTES = 48;
+/** Parts start on this alignment (a cache line; 16-byte v128 alignment follows). */
+export const PART_ALIGN = 64;
+
+export interface BundlePart {
+  name: string;
+  offset: number;
+  byteLength: number;
+  sha256: string;
+}
+
+export interface BundleManifest {
+  format: number;
+  target: string;
+  producer: string;
+  parts: BundlePart[];
+  program: WasmProgram;
+}
+
+/** A bundle read from bytes: manifest checked; parts are checked by `part`. */
+export interface DecodedBundle {
+  manifest: BundleManifest;
+  /** The named part's bytes after verifying its size and sha256. */
+  part(name: string): Promise<Uint8Array>;
+}
+
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = await globalThis.crypto.subtle.digest('SHA-256', bytes);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function align(n: number): number {
+  return Math.ceil(n / PART_ALIGN) * PART_ALIGN;
+}
+
+export async function encodeBundle(compiled: CompiledWasm): Promise<Uint8Array> {
+  const partBytes: [string, Uint8Array][] = [['kernels.wasm', compiled.kernels], ['weights.bin', compiled.weights]];
+  // Part offsets depend on the manifest's length and the manifest lists them: offsets are
+  // relative to the end of the (aligned) manifest, so one pass suffices.
+  const parts: BundlePart[] = [];
+  let relative = 0;
+  for (const [name, bytes] of partBytes) {
+    parts.push({ name, offset: relative, byteLength: bytes.byteLength, sha256: await sha256Hex(bytes) });
+    relative = align(relative + bytes.byteLength);
+  }
+  const manifest: BundleManifest = {
+    format: BUNDLE_FORMAT_VERSION,
+    target: compiled.program.target,
+    producer: compiled.program.producer,
+    parts,
+    program: compiled.program,
+  };
+  const json = new TextEncoder().encode(JSON.stringify(manifest));
+  const partsStart = align(HEADER_BYTES + json.byteLength);
+  const out = new Uint8Array(partsStart + relative);
+  const view = new DataView(out.buffer);
+  out.set(new TextEncoder().encode(BUNDLE_MAGIC), 0);
+  view.setUint32(8, BUNDLE_FORMAT_VERSION, true);
+  view.setUint32(12, json.byteLength, true);
+  out.set(hexToBytes(await sha256Hex(json)), 16);
+  out.set(json, HEADER_BYTES);
+  partBytes.forEach(([, bytes], i) => out.set(bytes, partsStart + parts[i].offset));
+  return out;
+}
+
+function hexToBytes(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/**
+ * Reads a bundle's header and manifest, refusing with one clear line: not a bundle, another
+ * format version, truncated, a manifest checksum mismatch, or (with `target`) another target.
+ */
+export async function decodeBundle(bytes: Uint8Array, options: { target?: string; where?: string } = {}): Promise<DecodedBundle> {
+  const where = options.where;
+  if (bytes.byteLength < 8 || new TextDecoder().decode(bytes.subarray(0, 8)) !== BUNDLE_MAGIC) {
+    throw new LlmccError(bytes.byteLength < 8 ? 'not an llmcc bundle (file is truncated or empty)' : 'not an llmcc bundle (bad magic)', where);
+  }
+  if (bytes.byteLength < HEADER_BYTES) throw new LlmccError(`bundle is truncated (${bytes.byteLength} bytes, header needs ${HEADER_BYTES})`, where);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = view.getUint32(8, true);
+  if (version !== BUNDLE_FORMAT_VERSION) {
+    throw new LlmccError(`bundle format version ${version} is not supported (this llmcc reads version ${BUNDLE_FORMAT_VERSION}); recompile the model`, where);
+  }
+  const manifestLength = view.getUint32(12, true);
+  if (HEADER_BYTES + manifestLength > bytes.byteLength) {
+    throw new LlmccError(`bundle is truncated (${bytes.byteLength} bytes, the manifest ends at ${HEADER_BYTES + manifestLength})`, where);
+  }
+  const json = bytes.subarray(HEADER_BYTES, HEADER_BYTES + manifestLength);
+  const expected = Array.from(bytes.subarray(16, 48), (b) => b.toString(16).padStart(2, '0')).join('');
+  if ((await sha256Hex(json)) !== expected) throw new LlmccError('bundle manifest checksum mismatch (the file is corrupted or was modified)', where);
+  let manifest: BundleManifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(json)) as BundleManifest;
+  } catch {
+    throw new LlmccError('bundle manifest is not valid JSON', where);
+  }
+  if (manifest.format !== version) {
+    throw new LlmccError(`bundle manifest says format version ${manifest.format} but its header says ${version}`, where);
+  }
+  if (options.target !== undefined && manifest.target !== options.target) {
+    throw new LlmccError(`bundle is for target '${manifest.target}', not '${options.target}'`, where);
+  }
+  const partsStart = align(HEADER_BYTES + manifestLength);
+  for (const part of manifest.parts) {
+    const end = partsStart + part.offset + part.byteLength;
+    if (end > bytes.byteLength) {
+      throw new LlmccError(`bundle is truncated (${bytes.byteLength} bytes, part '${part.name}' ends at ${end})`, where);
+    }
+  }
+  const verified = new Map<string, Uint8Array>();
+  return {
+    manifest,
+    async part(name: string): Promise<Uint8Array> {
+      const done = verified.get(name);
+      if (done) return done;
+      const part = manifest.parts.find((p) => p.name === name);
+      if (!part) throw new LlmccError(`bundle has no part '${name}'`, where);
+      const start = partsStart + part.offset;
+      const data = bytes.subarray(start, start + part.byteLength);
+      if ((await sha256Hex(data)) !== part.sha256) {
+        throw new LlmccError(`bundle part '${name}' checksum mismatch (the file is corrupted or was modified)`, where);
+      }
+      verified.set(name, data);
+      return data;
+    },
+  };
+}

@@ -1,0 +1,60 @@
+import { writeFile } from 'node:fs/promises';
+import { LlmccError } from '../../../ir/errors.js';
+import { DEFAULT_SUITE, runGemvBench, summarize, type GemvBenchOptions } from '../../bench/gemv.js';
+
+export interface BenchGemvOptions {
+  k?: number;
+  n?: number;
+  bits?: string;
+  m?: number;
+  json?: string;
+  cold?: boolean;
+  hot?: boolean;
+  ort?: boolean;
+  groupSize?: number;
+  budget?: number;
+}
+
+function parseBits(spec: string): (number | 'ternary')[] {
+  return spec.split(',').map((b) => {
+    const t = b.trim();
+    if (t === 'ternary' || t === 't') return 'ternary';
+    const n = Number(t);
+    if (![1, 2, 3, 4].includes(n)) throw new LlmccError(`--bits must be 1, 2, 3, 4 or ternary (comma-separated), got '${t}'`);
+    return n;
+  });
+}
+
+/**
+ * `llmcc bench` (the default suite) and `llmcc bench gemv --k K --n N --bits B [--m M]`.
+ * K and N must currently be equal in the suite's shapes only by default; any K = multiple of
+ * the group size, N = multiple of 16 works.
+ */
+export async function benchGemvCommand(opts: BenchGemvOptions, single: boolean): Promise<number> {
+  const suite: GemvBenchOptions = { ...DEFAULT_SUITE };
+  if (single) {
+    const k = opts.k ?? 4096;
+    const n = opts.n ?? k;
+    const groupSize = opts.groupSize ?? suite.groupSize;
+    if (k % groupSize !== 0) throw new LlmccError(`--k ${k} must be a multiple of the group size ${groupSize}`);
+    if (n % 16 !== 0) throw new LlmccError(`--n ${n} must be a multiple of 16`);
+    suite.sizes = [k];
+    suite.nOverride = n;
+    suite.ms = [opts.m ?? 1];
+    suite.bits = parseBits(opts.bits ?? '2');
+    suite.groupSize = groupSize;
+    suite.coldGemm = true;
+  }
+  if (opts.cold === false) suite.cold = false;
+  if (opts.hot === false) suite.hot = false;
+  if (opts.ort === false) suite.ort = false;
+  if (opts.budget !== undefined) suite.budgetMs = opts.budget;
+  const report = await runGemvBench(suite);
+  for (const line of summarize(report)) process.stdout.write(`${line}\n`);
+  if (opts.json) {
+    const json = { machine: report.machine, results: report.results.map(({ variant: _variant, ...r }) => r) };
+    await writeFile(opts.json, `${JSON.stringify(json, null, 2)}\n`);
+    process.stdout.write(`wrote ${opts.json}\n`);
+  }
+  return 0;
+}

@@ -1,0 +1,390 @@
+/**
+ * Executes a compiled wasm program: one WebAssembly.Memory holding the weights (placed once)
+ * and an activation arena planned by liveness per input-shape signature (cached), kernels
+ * launched with byte offsets, views aliasing buffers, host steps evaluated in JS.
+ * Browser-safe: no `node:` imports.
+ */
+import { LlmccError, describeNode } from '../../ir/errors.js';
+import type { Dim, Node, TensorType } from '../../ir/graph.js';
+import { SymbolSource } from '../../ir/dims.js';
+import { Attrs } from '../../ir/ops/attrs.js';
+import { lookupOp } from '../../ir/ops/registry.js';
+import type { OpDef } from '../../ir/ops/types.js';
+import { Tensor, sizeOf } from '../../ir/tensor.js';
+import {
+  ARENA_ALIGN, WASM32_MAX_BYTES, WASM_PAGE, alignUp, arenaBytes, readFromArena, writeToArena,
+} from '../../targets/wasm/arena.js';
+import type { LaunchShapes, WasmKernelDef } from '../../targets/wasm/kernel-def.js';
+import { wasmKernelTable } from '../../targets/wasm/links.js';
+import { type WasmProgram, type WeightEntry, deserializeNode } from '../../targets/wasm/program.js';
+import { decodeWeight } from '../../targets/wasm/weights.js';
+
+export type Feeds = Record<string, Tensor> | ReadonlyMap<string, Tensor>;
+
+export interface RuntimeSession {
+  readonly inputNames: string[];
+  readonly outputNames: string[];
+  run(feeds: Feeds): Promise<Map<string, Tensor>>;
+}
+
+/** Where the weight bytes come from: verified before use by the caller. */
+export interface ProgramParts {
+  program: WasmProgram;
+  kernels: WebAssembly.Module;
+  weights: Uint8Array;
+}
+
+/** A buffer in the arena, shared by a value and the views aliasing it. */
+interface Storage {
+  bytes: number;
+  /** Step that writes it (-1: a graph input), and the last step that reads it. */
+  first: number;
+  last: number;
+  /** Absolute byte offset once placed. */
+  offset: number;
+  fixed: boolean;
+}
+
+type Action =
+  | { kind: 'call'; fn: (...args: number[]) => unknown; args: number[] }
+  | { kind: 'upload'; storage: Storage; tensor: Tensor; what: string };
+
+interface Plan {
+  inputs: { name: string; storage: Storage }[];
+  actions: Action[];
+  /** Graph outputs: a JS tensor, or where to read it. */
+  outputs: { name: string; tensor?: Tensor; storage?: Storage; shape: number[] }[];
+}
+
+interface PreparedStep {
+  kind: 'kernel' | 'view' | 'host';
+  node: Node;
+  op: OpDef;
+  kernel?: WasmKernelDef;
+  fn?: (...args: number[]) => unknown;
+}
+
+const PLAN_CACHE_LIMIT = 32;
+const MAX_PAGES = WASM32_MAX_BYTES / WASM_PAGE;
+
+export async function createSession(parts: ProgramParts): Promise<RuntimeSession> {
+  const session = new WasmSession(parts.program, parts.weights);
+  await session.instantiate(parts.kernels);
+  return session;
+}
+
+class WasmSession implements RuntimeSession {
+  readonly inputNames: string[];
+  readonly outputNames: string[];
+  private memory!: WebAssembly.Memory;
+  private steps: PreparedStep[] = [];
+  private weightBase = 0;
+  private readonly weightsByName = new Map<string, WeightEntry>();
+  private readonly hostWeights = new Map<string, Tensor>();
+  private readonly plans = new Map<string, Plan>();
+  private readonly opsets: Map<string, number>;
+
+  constructor(private readonly program: WasmProgram, private readonly weightBytes: Uint8Array) {
+    this.inputNames = program.inputs.map((i) => i.name);
+    this.outputNames = program.outputs.map((o) => o.name);
+    this.opsets = new Map(program.opsets);
+    for (const w of program.weights) this.weightsByName.set(w.name, w);
+  }
+
+  async instantiate(module: WebAssembly.Module): Promise<void> {
+    const kernels = wasmKernelTable();
+    // Memory: ours when the module imports one, else the module's own (its static data first).
+    let imported: WebAssembly.Memory | undefined;
+    const imports: Record<string, Record<string, WebAssembly.ImportValue>> = {};
+    for (const imp of WebAssembly.Module.imports(module)) {
+      imports[imp.module] ??= {};
+      if (imp.kind === 'memory') {
+        imported ??= new WebAssembly.Memory({ initial: this.pagesFor(64 + this.program.memory.weightBytes), maximum: MAX_PAGES });
+        imports[imp.module][imp.name] = imported;
+      } else if (imp.kind === 'function' && typeof (Math as unknown as Record<string, unknown>)[imp.name] === 'function') {
+        imports[imp.module][imp.name] = (Math as unknown as Record<string, WebAssembly.ImportValue>)[imp.name];
+      } else {
+        throw new LlmccError(`the kernel module imports ${imp.kind} '${imp.module}.${imp.name}', which the runtime does not provide`);
+      }
+    }
+    const instance = await WebAssembly.instantiate(module, imports);
+    const exported = Object.values(instance.exports).find((e): e is WebAssembly.Memory => e instanceof WebAssembly.Memory);
+    const memory = imported ?? exported ?? new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
+    this.memory = memory;
+    // Anything below the memory's size at instantiation may be the module's own data.
+    this.weightBase = imported || !exported ? 64 : alignUp(memory.buffer.byteLength, 64);
+    this.ensureBytes(this.weightBase + this.program.memory.weightBytes);
+
+    this.steps = this.program.steps.map((step) => {
+      const node = deserializeNode(this.program.nodes[step.node]);
+      const op = lookupOp(node.domain, node.op);
+      if (!op) throw new LlmccError('op unknown to this runtime', describeNode(node));
+      if (step.kind !== 'kernel') return { kind: step.kind, node, op };
+      const kernel = kernels.get(`${node.domain}::${node.op}`);
+      if (!kernel) throw new LlmccError('this runtime has no wasm kernel definition for the op', describeNode(node));
+      const fn = instance.exports[step.kernel];
+      if (typeof fn !== 'function') throw new LlmccError(`the kernel module does not export '${step.kernel}'`, describeNode(node));
+      return { kind: 'kernel', node, op, kernel, fn: fn as (...args: number[]) => unknown };
+    });
+
+    // Weights read by kernels go into the arena once.
+    for (const w of this.program.weights) {
+      if (w.arenaOffset === undefined) continue;
+      writeToArena(this.memory.buffer, this.weightBase + w.arenaOffset, this.weightTensor(w), `weight '${w.name}'`);
+    }
+  }
+
+  private pagesFor(bytes: number): number {
+    return Math.max(1, Math.ceil(bytes / WASM_PAGE));
+  }
+
+  /** Grows the memory to hold `bytes`; refuses past wasm32's 4 GiB. */
+  private ensureBytes(bytes: number): void {
+    if (bytes > WASM32_MAX_BYTES) {
+      throw new LlmccError(
+        `the model needs ${(bytes / 2 ** 30).toFixed(2)} GiB of wasm memory (weights + activations), more than wasm32's 4 GiB; lower the weights to fewer bits (--lower --bits 4 or 2) or use shorter inputs`);
+    }
+    const have = this.memory.buffer.byteLength;
+    if (bytes > have) this.memory.grow(this.pagesFor(bytes - have));
+  }
+
+  private weightTensor(w: WeightEntry): Tensor {
+    const cached = this.hostWeights.get(w.name);
+    if (cached) return cached;
+    const tensor = decodeWeight(w.dtype, w.shape, w.encoding, this.weightBytes.subarray(w.offset, w.offset + w.byteLength));
+    // Keep JS copies only of what host steps read (arena weights are decoded once for placement).
+    if (w.arenaOffset === undefined || this.program.values[w.name]?.host) this.hostWeights.set(w.name, tensor);
+    return tensor;
+  }
+
+  async run(feeds: Feeds): Promise<Map<string, Tensor>> {
+    const given = feeds instanceof Map ? feeds as ReadonlyMap<string, Tensor> : new Map(Object.entries(feeds as Record<string, Tensor>));
+    const inputs = new Map<string, Tensor>();
+    for (const input of this.program.inputs) {
+      let value = given.get(input.name);
+      if (!value) {
+        const fallback = this.weightsByName.get(input.name);
+        if (!fallback) throw new LlmccError(`missing value for graph input '${input.name}'`);
+        value = this.weightTensor(fallback);
+      }
+      checkFeed(input, value);
+      inputs.set(input.name, value);
+    }
+    for (const name of given.keys()) {
+      if (!inputs.has(name)) throw new LlmccError(`'${name}' is not an input of the model (inputs: ${this.inputNames.join(', ')})`);
+    }
+    const plan = this.planFor(inputs);
+    let buffer = this.memory.buffer;
+    for (const { name, storage } of plan.inputs) writeToArena(buffer, storage.offset, inputs.get(name)!, `input '${name}'`);
+    for (const action of plan.actions) {
+      if (action.kind === 'upload') writeToArena(buffer, action.storage.offset, action.tensor, action.what);
+      else action.fn(...action.args);
+    }
+    buffer = this.memory.buffer;
+    const result = new Map<string, Tensor>();
+    for (const out of plan.outputs) {
+      const dtype = this.program.values[out.name].dtype;
+      if (out.tensor) result.set(out.name, out.tensor);
+      else if (inputs.has(out.name) && !out.storage) result.set(out.name, inputs.get(out.name)!);
+      else result.set(out.name, readFromArena(buffer, out.storage!.offset, dtype, out.shape));
+    }
+    return result;
+  }
+
+  private planFor(inputs: ReadonlyMap<string, Tensor>): Plan {
+    const key = JSON.stringify([
+      this.program.inputs.map((i) => inputs.get(i.name)!.shape),
+      this.program.memory.hostReadInputs.map((name) => Array.from(inputs.get(name)!.numbers())),
+    ]);
+    let plan = this.plans.get(key);
+    if (plan) return plan;
+    plan = this.buildPlan(inputs);
+    if (this.plans.size >= PLAN_CACHE_LIMIT) this.plans.delete(this.plans.keys().next().value as string);
+    this.plans.set(key, plan);
+    return plan;
+  }
+
+  private buildPlan(inputs: ReadonlyMap<string, Tensor>): Plan {
+    const values = this.program.values;
+    const shapes = new Map<string, number[]>();
+    const hostValues = new Map<string, Tensor>();
+    const storages = new Map<string, Storage>();
+    const planned: Storage[] = [];
+    const newStorage = (bytes: number, first: number): Storage => {
+      const s: Storage = { bytes: alignUp(bytes, ARENA_ALIGN), first, last: first, offset: 0, fixed: false };
+      planned.push(s);
+      return s;
+    };
+    const hostValue = (name: string): Tensor | undefined => {
+      const known = hostValues.get(name);
+      if (known) return known;
+      const w = this.weightsByName.get(name);
+      return w && !inputs.has(name) ? this.weightTensor(w) : undefined;
+    };
+    const shapeOf = (name: string): number[] => {
+      const known = shapes.get(name);
+      if (known) return known;
+      const w = this.weightsByName.get(name);
+      if (w) return w.shape;
+      throw new LlmccError(`internal error: no shape for value '${name}'`);
+    };
+    const storageOf = (name: string): Storage => {
+      let s = storages.get(name);
+      if (!s) {
+        const w = this.weightsByName.get(name);
+        if (w?.arenaOffset === undefined) throw new LlmccError(`internal error: value '${name}' has no arena buffer`);
+        s = { bytes: 0, first: -1, last: -1, offset: this.weightBase + w.arenaOffset, fixed: true };
+        storages.set(name, s);
+      }
+      return s;
+    };
+
+    const planInputs: Plan['inputs'] = [];
+    for (const [name, tensor] of inputs) {
+      shapes.set(name, [...tensor.shape]);
+      if (values[name]?.host) hostValues.set(name, tensor);
+      if (values[name]?.inArena) {
+        const s = newStorage(arenaBytes(tensor.dtype, tensor.size), -1);
+        storages.set(name, s);
+        planInputs.push({ name, storage: s });
+      }
+    }
+
+    const actions: (Action | ((i: number) => Action))[] = [];
+    this.steps.forEach((step, index) => {
+      const { node } = step;
+      const present = node.inputs.map((n) => n || undefined);
+      const opset = this.opsets.get(node.domain) ?? 1;
+      const attrs = new Attrs(node);
+      if (step.kind === 'host') {
+        const evalInputs = present.map((n) => {
+          if (!n) return undefined;
+          return hostValue(n) ?? Tensor.zeros(values[n].dtype, shapeOf(n)); // Shape/Size read only the shape
+        });
+        const outputs = step.op.evaluate({
+          node, opset, attrs, inputs: evalInputs,
+          runSubgraph: () => { throw new LlmccError('subgraphs are not supported on wasm', describeNode(node)); },
+        });
+        node.outputs.forEach((name, k) => {
+          if (!name) return;
+          const t = outputs[k];
+          hostValues.set(name, t);
+          shapes.set(name, [...t.shape]);
+          if (values[name]?.inArena) {
+            const s = newStorage(arenaBytes(t.dtype, t.size), index);
+            storages.set(name, s);
+            actions.push({ kind: 'upload', storage: s, tensor: t, what: `value '${name}'` });
+          }
+        });
+        return;
+      }
+      const outTypes = this.inferConcrete(step, present, shapeOf, hostValue);
+      node.outputs.forEach((name, k) => { if (name) shapes.set(name, outTypes[k]); });
+      for (const n of present) if (n && values[n]?.inArena) storageOf(n).last = index;
+      if (step.kind === 'view') {
+        const s = storageOf(node.inputs[0]);
+        node.outputs.forEach((name) => { if (name) storages.set(name, s); });
+        return;
+      }
+      const outStorages = node.outputs.filter((n) => n).map((name) => {
+        const s = newStorage(arenaBytes(values[name].dtype, sizeOf(shapes.get(name)!)), index);
+        storages.set(name, s);
+        return s;
+      });
+      const launch: LaunchShapes = {
+        inputs: present.map((n) => (n ? shapeOf(n) : undefined)),
+        outputs: node.outputs.map((n) => (n ? shapes.get(n)! : [])),
+      };
+      if (launch.outputs.every((s) => sizeOf(s) === 0) && node.outputs.some((n) => n)) return; // nothing to compute
+      const scratch = step.kernel!.scratchBytes ? newStorage(step.kernel!.scratchBytes(node, launch), index) : undefined;
+      const scalars = step.kernel!.args(node, launch);
+      const inStorages = present.filter((n): n is string => !!n).map(storageOf);
+      actions.push(() => ({
+        kind: 'call',
+        fn: step.fn!,
+        args: [...inStorages.map((s) => s.offset), ...outStorages.map((s) => s.offset), ...(scratch ? [scratch.offset] : []), ...scalars],
+      }));
+    });
+
+    const outputs: Plan['outputs'] = this.program.outputs.map(({ name }) => {
+      const shape = shapeOf(name);
+      const tensor = hostValues.get(name) ?? (this.weightsByName.has(name) && !inputs.has(name) ? hostValue(name) : undefined);
+      if (tensor) return { name, tensor, shape };
+      const storage = storages.get(name);
+      if (storage) storage.last = this.steps.length;
+      return storage ? { name, storage, shape } : { name, shape };
+    });
+
+    const end = this.place(planned);
+    this.ensureBytes(end);
+    return {
+      inputs: planInputs,
+      actions: actions.map((a, i) => (typeof a === 'function' ? a(i) : a)),
+      outputs,
+    };
+  }
+
+  /** Output shapes of a kernel or view step from its op's `infer` on concrete inputs. */
+  private inferConcrete(
+    step: PreparedStep,
+    present: (string | undefined)[],
+    shapeOf: (name: string) => number[],
+    hostValue: (name: string) => Tensor | undefined,
+  ): number[][] {
+    const values = this.program.values;
+    const { node } = step;
+    const inputs: (TensorType | undefined)[] = present.map((n) => (n ? { dtype: values[n].dtype, shape: shapeOf(n) } : undefined));
+    const constant = (i: number): Tensor | undefined => (present[i] ? hostValue(present[i]!) : undefined);
+    const infos = step.op.infer({
+      node, opset: this.opsets.get(node.domain) ?? 1, attrs: new Attrs(node), inputs,
+      constant,
+      shapeValue: (i) => {
+        const t = constant(i);
+        return t && t.rank <= 1 ? (t.toArray() as Dim[]) : undefined;
+      },
+      symbols: new SymbolSource('rt'),
+      inferSubgraph: () => { throw new LlmccError('subgraphs are not supported on wasm', describeNode(node)); },
+    });
+    return node.outputs.map((name, k) => {
+      const shape = infos[k]?.type.shape;
+      if (!name) return [];
+      if (!shape || !shape.every((d): d is number => typeof d === 'number')) {
+        throw new LlmccError(`output '${name}' has a data-dependent shape [${shape?.join(',') ?? '*'}], which the wasm target cannot size`, describeNode(node));
+      }
+      return shape;
+    });
+  }
+
+  /** Places planned buffers by liveness (first fit by offset); returns the arena's end. */
+  private place(planned: Storage[]): number {
+    const base = alignUp(this.weightBase + this.program.memory.weightBytes, 64);
+    const order = [...planned].sort((a, b) => a.first - b.first || b.bytes - a.bytes);
+    const placed: Storage[] = [];
+    let end = base;
+    for (const s of order) {
+      const overlapping = placed
+        .filter((p) => p.first <= s.last && s.first <= p.last)
+        .sort((a, b) => a.offset - b.offset);
+      let offset = base;
+      for (const p of overlapping) {
+        if (offset + s.bytes <= p.offset) break;
+        offset = Math.max(offset, p.offset + p.bytes);
+      }
+      s.offset = offset;
+      placed.push(s);
+      end = Math.max(end, offset + s.bytes);
+    }
+    return end;
+  }
+}
+
+function checkFeed(input: WasmProgram['inputs'][number], value: Tensor): void {
+  if (value.dtype !== input.dtype) {
+    throw new LlmccError(`input '${input.name}' has dtype ${value.dtype} but the model declares ${input.dtype}`);
+  }
+  const shape = input.shape;
+  if (!shape) return;
+  if (shape.length !== value.rank || shape.some((d, i) => typeof d === 'number' && d !== value.shape[i])) {
+    throw new LlmccError(`input '${input.name}' has shape [${value.shape.join(',')}] but the model declares [${shape.join(',')}]`);
+  }
+}

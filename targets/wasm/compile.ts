@@ -1,0 +1,322 @@
+/**
+ * The wasm compiler driver: verified model → schedule → kernels → one wasm module, weights
+ * and a manifest (a `CompiledWasm`, which src/bundle writes and src/runtime runs).
+ *
+ * Every node becomes one of
+ * - host: shape computations (Shape → Gather → Concat → Reshape chains, masks from integer
+ *   inputs) evaluated in JS with the reference op, when all its inputs are available in JS
+ *   and small (constants, host results, integer graph inputs);
+ * - view: Reshape/Squeeze/Unsqueeze/Flatten/Identity of an arena value: the output aliases
+ *   the input's buffer with a new shape;
+ * - kernel: a registered WasmKernelDef whose `check` passes;
+ * - or unsupported: reported all at once, in one error.
+ * Constant nodes become weights.
+ */
+import type { Kernel } from '../../codegen/kernel.js';
+import type { DType } from '../../ir/dtype.js';
+import { isInteger } from '../../ir/dtype.js';
+import { LlmccError, describeNode } from '../../ir/errors.js';
+import type { Graph, Model, Node, TensorType } from '../../ir/graph.js';
+import { CONSTANT_LIMIT } from '../../ir/infer.js';
+import { Attrs } from '../../ir/ops/attrs.js';
+import { lookupOp } from '../../ir/ops/registry.js';
+import { Tensor, sizeOf } from '../../ir/tensor.js';
+import { verifyModel } from '../../ir/verify.js';
+import { ARENA_ALIGN, WASM32_MAX_BYTES, alignUp, arenaBytes, arenaDtypeOf } from './arena.js';
+import type { KernelBuildContext, WasmKernelDef } from './kernel-def.js';
+import { wasmKernelTable, wasmModuleBuilder } from './links.js';
+import {
+  type CompiledWasm, type Step, type ValueEntry, type WasmProgram, type WeightEntry, WASM_TARGET, serializeNode,
+} from './program.js';
+import { encodeWeight, weightEncoding } from './weights.js';
+
+/** Ops whose output aliases their first input's buffer with a new shape. */
+export const VIEW_OPS: ReadonlySet<string> = new Set(['Reshape', 'Squeeze', 'Unsqueeze', 'Flatten', 'Identity']);
+
+/** Ops the host may evaluate in JS when all their inputs are known there (shape arithmetic). */
+export const HOST_OPS: ReadonlySet<string> = new Set([
+  'Shape', 'Size', 'Gather', 'GatherElements', 'Concat', 'Slice', 'Split', 'Unsqueeze', 'Squeeze', 'Reshape', 'Flatten',
+  'Identity', 'Cast', 'CastLike', 'Range', 'ConstantOfShape', 'Equal', 'Where', 'Add', 'Sub', 'Mul', 'Div', 'Mod',
+  'Neg', 'Abs', 'Sign', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not', 'Expand',
+  'Tile', 'ReduceSum', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'Min', 'Max', 'Sum', 'Transpose', 'CumSum',
+  'NonZero', 'Trilu', 'ScatterND', 'ScatterElements', 'Clip', 'ArgMax', 'ArgMin', 'Pad', 'OneHot', 'Einsum',
+]);
+
+/** Ops that read only their input's shape, never its values. */
+const SHAPE_ONLY_OPS: ReadonlySet<string> = new Set(['Shape', 'Size']);
+
+/** Shown in every unsupported report; conformance treats this prefix as UNSUPPORTED. */
+export const UNSUPPORTED_PREFIX = `target ${WASM_TARGET} does not support`;
+
+export interface WasmCompileOptions {
+  /** Written into the bundle manifest. */
+  producer?: string;
+}
+
+export function isViewOp(node: Pick<Node, 'domain' | 'op'>): boolean {
+  return node.domain === '' && VIEW_OPS.has(node.op);
+}
+
+export function isHostOp(node: Pick<Node, 'domain' | 'op'>): boolean {
+  return node.domain === '' && (HOST_OPS.has(node.op) || node.op === 'Constant');
+}
+
+/** Whether the wasm target claims an op at all (kernel, view or host); nodes may still be refused. */
+export function wasmClaims(domain: string, op: string): boolean {
+  const kernels = wasmKernelTable();
+  return kernels.has(`${domain}::${op}`) || isViewOp({ domain, op }) || isHostOp({ domain, op });
+}
+
+interface Classified {
+  steps: { step: Step; node: Node; kernelDef?: WasmKernelDef; ctx?: KernelBuildContext }[];
+  /** Values with a JS tensor at run time. */
+  host: Set<string>;
+  /** Constant node outputs, turned into weights. */
+  constants: Map<string, Tensor>;
+  hostReadInputs: Set<string>;
+}
+
+export async function compileWasm(model: Model, options: WasmCompileOptions = {}): Promise<CompiledWasm> {
+  verifyModel(model);
+  const graph = model.graph;
+  const classified = await classify(model);
+  const { steps, constants } = classified;
+
+  const typeOf = (name: string): TensorType | undefined => valueType(graph, constants, name);
+
+  // Which values live in the arena: everything a kernel reads or writes and view data.
+  const inArena = new Set<string>();
+  const hostNeeded = new Set<string>();
+  for (const { step, node } of steps) {
+    if (step.kind === 'kernel') {
+      for (const name of [...node.inputs, ...node.outputs]) if (name) inArena.add(name);
+    } else if (step.kind === 'view') {
+      inArena.add(node.inputs[0]);
+      for (const name of node.outputs) if (name) inArena.add(name);
+      node.inputs.slice(1).forEach((name) => name && hostNeeded.add(name));
+    } else {
+      const shapeOnly = SHAPE_ONLY_OPS.has(node.op);
+      for (const name of node.inputs) if (name && !shapeOnly) hostNeeded.add(name);
+    }
+  }
+  for (const output of graph.outputs) if (classified.host.has(output.name)) hostNeeded.add(output.name);
+
+  // Weights: initializers and folded constants that anything reads.
+  const weightNames = [...graph.initializers.keys(), ...constants.keys()]
+    .filter((name) => !graph.inputs.some((i) => i.name === name))
+    .filter((name) => inArena.has(name) || hostNeeded.has(name) || graph.outputs.some((o) => o.name === name));
+  const weightParts: Uint8Array[] = [];
+  const weights: WeightEntry[] = [];
+  let fileOffset = 0;
+  let arenaOffset = 0;
+  for (const name of weightNames) {
+    const tensor = constants.get(name) ?? graph.initializers.get(name)!.load();
+    const encoding = weightEncoding(tensor.dtype);
+    const bytes = encodeWeight(tensor, encoding);
+    const entry: WeightEntry = { name, dtype: tensor.dtype, shape: [...tensor.shape], encoding, offset: fileOffset, byteLength: bytes.byteLength };
+    if (inArena.has(name)) {
+      entry.arenaOffset = arenaOffset;
+      arenaOffset = alignUp(arenaOffset + arenaBytes(tensor.dtype, tensor.size));
+    }
+    weights.push(entry);
+    weightParts.push(bytes);
+    fileOffset = alignUp(fileOffset + bytes.byteLength);
+  }
+  if (arenaOffset >= WASM32_MAX_BYTES) {
+    throw new LlmccError(
+      `the weights need ${(arenaOffset / 2 ** 30).toFixed(2)} GiB in the wasm arena, more than wasm32's 4 GiB; lower them to fewer bits (--lower --bits 4 or 2)`,
+      model.path);
+  }
+  const weightBlob = new Uint8Array(fileOffset);
+  weights.forEach((w, i) => weightBlob.set(weightParts[i], w.offset));
+
+  // Kernels, deduplicated by structure.
+  const kernels: Kernel[] = [];
+  const byStructure = new Map<string, string>();
+  for (const entry of steps) {
+    if (entry.step.kind !== 'kernel') continue;
+    const kernel = entry.kernelDef!.build(entry.ctx!);
+    const key = JSON.stringify({ params: kernel.params, body: kernel.body });
+    const existing = byStructure.get(key);
+    if (existing) {
+      entry.step.kernel = existing;
+      continue;
+    }
+    if (kernels.some((k) => k.name === kernel.name)) {
+      throw new LlmccError(`two different kernels are both named '${kernel.name}'`, describeNode(entry.node));
+    }
+    byStructure.set(key, kernel.name);
+    entry.step.kernel = kernel.name;
+    kernels.push(kernel);
+  }
+  const kernelBytes = kernels.length ? await (await wasmModuleBuilder())(kernels) : EMPTY_WASM_MODULE;
+
+  const values: Record<string, ValueEntry> = {};
+  const names = new Set<string>([
+    ...graph.inputs.map((i) => i.name), ...graph.outputs.map((o) => o.name),
+    ...steps.flatMap(({ node }) => [...node.inputs, ...node.outputs]),
+  ]);
+  for (const name of names) {
+    if (!name) continue;
+    const type = typeOf(name);
+    if (!type) throw new LlmccError(`no type is known for value '${name}'`, model.path);
+    const entry: ValueEntry = { dtype: type.dtype, host: classified.host.has(name), inArena: inArena.has(name) };
+    if (type.shape) entry.shape = [...type.shape];
+    if (entry.inArena) entry.arena = arenaDtypeOf(type.dtype);
+    values[name] = entry;
+  }
+
+  const program: WasmProgram = {
+    target: WASM_TARGET,
+    producer: options.producer ?? 'llmcc',
+    opsets: [...model.opsets],
+    inputs: graph.inputs.filter((i) => !graph.initializers.has(i.name) || true).map((i) => ioEntry(i.name, i.type)),
+    outputs: graph.outputs.map((o) => ioEntry(o.name, o.type ?? typeOf(o.name))),
+    nodes: steps.map(({ node }) => serializeNode(node)),
+    steps: steps.map(({ step }, i) => ({ ...step, node: i })),
+    values,
+    weights,
+    kernels: kernels.map((k) => k.name),
+    memory: { weightBytes: arenaOffset, align: ARENA_ALIGN, hostReadInputs: [...classified.hostReadInputs] },
+  };
+  return { program, kernels: kernelBytes, weights: weightBlob };
+}
+
+/** The smallest valid wasm module: for programs that launch no kernel. */
+const EMPTY_WASM_MODULE = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+
+function ioEntry(name: string, type: TensorType | undefined): WasmProgram['inputs'][number] {
+  if (!type) throw new LlmccError(`graph input/output '${name}' has no type`);
+  return type.shape ? { name, dtype: type.dtype, shape: [...type.shape] } : { name, dtype: type.dtype };
+}
+
+function valueType(graph: Graph, constants: ReadonlyMap<string, Tensor>, name: string): TensorType | undefined {
+  const constant = constants.get(name);
+  if (constant) return { dtype: constant.dtype, shape: [...constant.shape] };
+  const input = graph.inputs.find((i) => i.name === name);
+  if (input?.type) return input.type;
+  const weight = graph.initializers.get(name);
+  if (weight) return { dtype: weight.dtype, shape: [...weight.shape] };
+  return graph.valueInfo.get(name) ?? graph.outputs.find((o) => o.name === name)?.type;
+}
+
+/**
+ * Decides, node by node, where it runs; throws one error listing every node the target cannot
+ * run. Exported for `supports`-style checks.
+ */
+export async function classify(model: Model): Promise<Classified> {
+  const graph = model.graph;
+  const kernels = wasmKernelTable();
+  const constants = new Map<string, Tensor>();
+  const host = new Set<string>();
+  const hostReadInputs = new Set<string>();
+  const graphInputs = new Map(graph.inputs.map((i) => [i.name, i]));
+  for (const [name] of graph.initializers) if (!graphInputs.has(name)) host.add(name);
+  for (const input of graph.inputs) {
+    if (input.type && (isInteger(input.type.dtype) || input.type.dtype === 'bool')) host.add(input.name);
+  }
+  const typeOf = (name: string): TensorType | undefined => valueType(graph, constants, name);
+  const small = (name: string): boolean => {
+    if (constants.has(name)) return constants.get(name)!.size <= CONSTANT_LIMIT;
+    const weight = graph.initializers.get(name);
+    if (weight && !graphInputs.has(name)) return sizeOf(weight.shape) <= CONSTANT_LIMIT;
+    // Host results and integer graph inputs: shape-like by construction.
+    return true;
+  };
+
+  const steps: Classified['steps'] = [];
+  const refused = new Map<string, string[]>();
+  const refuse = (node: Node, why: string): void => {
+    const op = node.domain ? `${node.domain}.${node.op}` : node.op;
+    const list = refused.get(op) ?? [];
+    list.push(`"${node.name}": ${why}`);
+    refused.set(op, list);
+  };
+
+  for (const node of graph.nodes) {
+    const hasSubgraph = [...node.attributes.values()].some((a) => a.kind === 'graph' || a.kind === 'graphs');
+    if (hasSubgraph) {
+      refuse(node, 'control flow (subgraphs) is not compiled for wasm');
+      continue;
+    }
+    if (node.domain === '' && node.op === 'Constant') {
+      const [value] = evaluateConstant(model, node);
+      constants.set(node.outputs[0], value);
+      host.add(node.outputs[0]);
+      continue;
+    }
+    const present = node.inputs.filter((n) => n);
+    const readsOnlyShapes = node.domain === '' && SHAPE_ONLY_OPS.has(node.op);
+    const hostReady = readsOnlyShapes || present.every((n) => host.has(n) && small(n));
+    if (isHostOp(node) && hostReady) {
+      steps.push({ step: { kind: 'host', node: steps.length }, node });
+      for (const name of node.outputs) if (name) host.add(name);
+      if (!readsOnlyShapes) for (const name of present) if (graphInputs.has(name)) hostReadInputs.add(name);
+      continue;
+    }
+    if (isViewOp(node)) {
+      const shapeInputs = node.inputs.slice(1).filter((n) => n);
+      const missing = shapeInputs.filter((n) => !host.has(n));
+      if (missing.length) {
+        refuse(node, `its shape/axes input ${missing.map((m) => `'${m}'`).join(', ')} is computed on the device`);
+        continue;
+      }
+      for (const name of shapeInputs) if (graphInputs.has(name)) hostReadInputs.add(name);
+      steps.push({ step: { kind: 'view', node: steps.length }, node });
+      continue;
+    }
+    const def = kernels.get(`${node.domain}::${node.op}`);
+    if (!def) {
+      refuse(node, isHostOp(node) ? 'no wasm kernel, and its inputs are not all known on the host' : 'no wasm kernel');
+      continue;
+    }
+    const ctx: KernelBuildContext = {
+      node,
+      inputs: node.inputs.map((n) => (n ? typeOf(n) : undefined)),
+      outputs: node.outputs.map((n) => typeOf(n) ?? { dtype: 'f32' as DType, shape: undefined }),
+      constant: (i) => {
+        const name = node.inputs[i];
+        if (!name) return undefined;
+        const constant = constants.get(name);
+        if (constant) return constant;
+        const weight = graphInputs.has(name) ? undefined : graph.initializers.get(name);
+        return weight?.load();
+      },
+      name: kernelName(node, steps.length),
+      opset: model.opsets.get(node.domain) ?? 1,
+    };
+    let reason: string | undefined;
+    try {
+      reason = def.check(ctx);
+    } catch (error) {
+      reason = error instanceof Error ? error.message : String(error);
+    }
+    if (reason) {
+      refuse(node, reason);
+      continue;
+    }
+    steps.push({ step: { kind: 'kernel', node: steps.length, kernel: ctx.name, scratch: def.scratchBytes !== undefined }, node, kernelDef: def, ctx });
+  }
+
+  if (refused.size) {
+    const parts = [...refused].map(([op, nodes]) => {
+      const shown = nodes.slice(0, 3);
+      if (nodes.length > 3) shown.push(`… ${nodes.length - 3} more`);
+      return `${op} (${shown.join('; ')})`;
+    });
+    throw new LlmccError(`${UNSUPPORTED_PREFIX} ${parts.join(', ')}`, model.path);
+  }
+  return { steps, host, constants, hostReadInputs };
+}
+
+function kernelName(node: Node, index: number): string {
+  return `k${index}_${node.op.replace(/[^A-Za-z0-9_]/g, '_')}`;
+}
+
+function evaluateConstant(model: Model, node: Node): Tensor[] {
+  const def = lookupOp(node.domain, node.op)!;
+  return def.evaluate({
+    node, opset: model.opsets.get(node.domain) ?? 1, attrs: new Attrs(node), inputs: [],
+    runSubgraph: () => { throw new LlmccError('Constant has no subgraph', describeNode(node)); },
+  });
+}

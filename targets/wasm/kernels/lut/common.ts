@@ -1,0 +1,58 @@
+import type { Node } from '../../../../ir/graph.js';
+import { Attrs } from '../../../../ir/ops/attrs.js';
+import { storedEntries } from '../../../../passes/lut/tables.js';
+
+/**
+ * Shared facts of the LUT kernels on wasm.
+ *
+ * The fast LutMatMul path wants the planes laid out with rows_per_tile = 16: one 16-byte load
+ * then holds the g-bit indices of 16 consecutive rows for one activation group of one plane,
+ * and one `i8x16.swizzle` looks all 16 up in that group's table. The lowering passes take this
+ * layout from `WASM_LUT_LAYOUT` (the target chooses it; the IR records it on the planes type).
+ */
+export const WASM_LUT_LAYOUT = { g: 4, rowsPerTile: 16 } as const;
+
+/** Rows one SIMD lookup covers: the 16 byte lanes of a v128. */
+export const TILE_ROWS = 16;
+
+/** Lookups an int16 lane can add (|code| ≤ 127) before it could overflow: floor(32767 / 127). */
+export const INT16_LOOKUPS = 258;
+
+export interface LutMatMulParams {
+  bits: number;
+  g: number;
+  groupSize: number;
+  K: number;
+  N: number;
+  rowsPerTile: number;
+  /** Table groups along K (K/g) and quant blocks (K/group_size). */
+  groups: number;
+  blocks: number;
+  /** Table lookups per plane per block: group_size/g. */
+  lookups: number;
+  /** Stored (symmetrized) entries per table: 2^(g−1). */
+  half: number;
+}
+
+export function lutMatMulParams(node: Node): LutMatMulParams {
+  const attrs = new Attrs(node);
+  const bits = attrs.int('bits');
+  const g = attrs.int('g', 4);
+  const groupSize = attrs.int('group_size');
+  const K = attrs.int('K');
+  const N = attrs.int('N');
+  const rowsPerTile = attrs.int('rows_per_tile', 1);
+  return {
+    bits, g, groupSize, K, N, rowsPerTile,
+    groups: K / g,
+    blocks: K / groupSize,
+    lookups: groupSize / g,
+    half: storedEntries(g),
+  };
+}
+
+/** Product of all dims but the last `trailing` ones (the M rows of a [..., X] tensor). */
+export function leadingDims(shape: readonly number[] | undefined, trailing = 1): number {
+  if (!shape) return 1;
+  return shape.slice(0, Math.max(0, shape.length - trailing)).reduce((a, b) => a * b, 1);
+}

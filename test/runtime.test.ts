@@ -1,0 +1,173 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import * as os from 'node:os';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { LlmccError } from '../ir/errors.js';
+import type { Model } from '../ir/graph.js';
+import { interpret } from '../ir/interpreter.js';
+import { Tensor } from '../ir/tensor.js';
+import { loadModelFromBytes } from '../src/onnx/load.js';
+import { encodeBundle } from '../src/bundle/format.js';
+import { writeBundle } from '../src/bundle/write.js';
+import { load, type RuntimeSession } from '../src/runtime/index.js';
+import { compileWasm } from '../targets/wasm/compile.js';
+import { REPO_ROOT } from './helpers/paths.js';
+import { buildModel } from './helpers/onnx-builder.js';
+
+function modelOf(bytes: Uint8Array): Model {
+  return loadModelFromBytes(bytes, { path: 'test.onnx' });
+}
+
+/**
+ * x f32 [batch, 4] → MatMul (kernel) → Reshape [-1] (view); Shape → Gather → Concat → Reshape
+ * (host shape chain); ids i64 indexes an embedding table (a kernel: int64 narrowed at the boundary).
+ */
+function mixedModel(): Uint8Array {
+  const w = Tensor.fromNumbers('f32', [4, 3], Array.from({ length: 12 }, (_, i) => (i - 5) / 7));
+  return buildModel({
+    inputs: [{ name: 'x', dtype: 'f32', shape: ['batch', 4] }, { name: 'ids', dtype: 'i64', shape: ['n'] }],
+    outputs: [
+      { name: 'flat', dtype: 'f32', shape: undefined },
+      { name: 'back', dtype: 'f32', shape: undefined },
+      { name: 'ids_out', dtype: 'i64', shape: undefined },
+      { name: 'emb', dtype: 'f32', shape: undefined },
+      { name: 'batch', dtype: 'i64', shape: undefined },
+    ],
+    initializers: {
+      w,
+      // Large enough that the gather runs as a kernel, not on the host.
+      table: Tensor.fromNumbers('f32', [1250, 4], Array.from({ length: 5000 }, (_, i) => Math.cos(i))),
+      minus_one: Tensor.fromNumbers('i64', [1], [-1]),
+      zero: Tensor.fromNumbers('i64', [], [0]),
+      three: Tensor.fromNumbers('i64', [1], [3]),
+      axes0: Tensor.fromNumbers('i64', [1], [0]),
+    },
+    nodes: [
+      { op: 'MatMul', inputs: ['x', 'w'], outputs: ['y'] },
+      { op: 'Reshape', inputs: ['y', 'minus_one'], outputs: ['flat'] },
+      { op: 'Shape', inputs: ['x'], outputs: ['xs'] },
+      { op: 'Gather', inputs: ['xs', 'zero'], outputs: ['batch'], attributes: { axis: 0 } },
+      { op: 'Unsqueeze', inputs: ['batch', 'axes0'], outputs: ['batch1'] },
+      { op: 'Concat', inputs: ['batch1', 'three'], outputs: ['shape2'], attributes: { axis: 0 } },
+      { op: 'Reshape', inputs: ['flat', 'shape2'], outputs: ['back'] },
+      { op: 'Reshape', inputs: ['ids', 'minus_one'], outputs: ['ids_out'] },
+      { op: 'Gather', inputs: ['table', 'ids'], outputs: ['emb'], attributes: { axis: 0 } },
+    ],
+  });
+}
+
+/** f16 in, f16 out through views only: conversion at the boundary. */
+function f16Model(): Uint8Array {
+  return buildModel({
+    inputs: [{ name: 'h', dtype: 'f16', shape: [2, 3] }],
+    outputs: [{ name: 'o', dtype: 'f16', shape: [3, 2] }],
+    initializers: { s: Tensor.fromNumbers('i64', [2], [3, 2]) },
+    nodes: [{ op: 'Reshape', inputs: ['h', 's'], outputs: ['o'] }],
+  });
+}
+
+function reference(model: Model, feeds: Record<string, Tensor>): Map<string, Tensor> {
+  return interpret(model.graph, new Map(Object.entries(feeds)), { opsets: model.opsets });
+}
+
+function xFeed(batch: number, seed = 1): Tensor {
+  return Tensor.fromNumbers('f32', [batch, 4], Array.from({ length: batch * 4 }, (_, i) => Math.sin(i * 1.3 + seed)));
+}
+
+describe('runtime', () => {
+  let model: Model;
+  let bytes: Uint8Array;
+  let session: RuntimeSession;
+
+  beforeAll(async () => {
+    model = modelOf(mixedModel());
+    bytes = await encodeBundle(await compileWasm(model));
+    session = await load(bytes);
+  });
+
+  it('names inputs and outputs', () => {
+    expect(session.inputNames).toEqual(['x', 'ids']);
+    expect(session.outputNames).toEqual(['flat', 'back', 'ids_out', 'emb', 'batch']);
+  });
+
+  it('matches the reference interpreter across input shapes, and repeatedly', async () => {
+    for (const batch of [1, 5, 2, 5, 1]) {
+      const feeds = { x: xFeed(batch, batch), ids: Tensor.fromNumbers('i64', [batch + 1], Array.from({ length: batch + 1 }, (_, i) => (i * 700 + batch) % 1250)) };
+      const expected = reference(model, feeds);
+      const actual = await session.run(feeds);
+      for (const [name, want] of expected) {
+        const got = actual.get(name)!;
+        expect(got.dtype, name).toBe(want.dtype);
+        expect(got.shape, name).toEqual(want.shape);
+        const a = Array.from(got.numbers());
+        Array.from(want.numbers()).forEach((v, i) => expect(Math.abs(a[i] - v), `${name}[${i}]`).toBeLessThanOrEqual(1e-5));
+      }
+    }
+  });
+
+  it('accepts a Map of feeds and returns tensors that later runs do not overwrite', async () => {
+    const first = await session.run(new Map([['x', xFeed(2, 1)], ['ids', Tensor.fromNumbers('i64', [1], [3])]]));
+    const kept = Array.from(first.get('flat')!.numbers());
+    await session.run({ x: xFeed(2, 9), ids: Tensor.fromNumbers('i64', [1], [4]) });
+    expect(Array.from(first.get('flat')!.numbers())).toEqual(kept);
+  });
+
+  it('loads from a file path and a file: URL', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llmcc-rt-'));
+    const file = path.join(dir, 'm.llmcc');
+    await writeBundle(file, await compileWasm(modelOf(mixedModel())));
+    for (const source of [file, pathToFileURL(file), pathToFileURL(file).href]) {
+      const s = await load(source);
+      const out = await s.run({ x: xFeed(3), ids: Tensor.fromNumbers('i64', [2], [1, 2]) });
+      expect(out.get('back')!.shape).toEqual([3, 3]);
+    }
+    await expect(load(path.join(dir, 'missing.llmcc'))).rejects.toThrow(/bundle file not found/);
+  });
+
+  it('refuses bad feeds with clear errors', async () => {
+    const ids = Tensor.fromNumbers('i64', [1], [0]);
+    await expect(session.run({ ids })).rejects.toThrow(/missing value for graph input 'x'/);
+    await expect(session.run({ x: Tensor.zeros('f16', [1, 4]), ids })).rejects.toThrow(/input 'x' has dtype f16 but the model declares f32/);
+    await expect(session.run({ x: Tensor.zeros('f32', [1, 5]), ids })).rejects.toThrow(/input 'x' has shape \[1,5\]/);
+    await expect(session.run({ x: xFeed(1), ids, extra: ids })).rejects.toThrow(/'extra' is not an input/);
+    const huge = Tensor.fromNumbers('i64', [1], [2 ** 40]);
+    await expect(session.run({ x: xFeed(1), ids: huge })).rejects.toThrow(LlmccError);
+    await expect(session.run({ x: xFeed(1), ids: huge })).rejects.toThrow(/outside the 32-bit integer range/);
+  });
+
+  it('converts f16 at the boundary', async () => {
+    const s = await load(await encodeBundle(await compileWasm(modelOf(f16Model()))));
+    const h = Tensor.fromNumbers('f16', [2, 3], [0.1, -2.5, 65504, 1e-5, 3.14159, -0]);
+    const out = (await s.run({ h })).get('o')!;
+    expect(out.dtype).toBe('f16');
+    expect(out.shape).toEqual([3, 2]);
+    expect(Array.from(out.numbers())).toEqual(Array.from(h.numbers()));
+  });
+});
+
+describe('runtime modules are browser-safe', () => {
+  /** Static imports reachable from a module, resolved to .ts files in the repo. */
+  function staticClosure(entry: string): Map<string, string[]> {
+    const seen = new Map<string, string[]>();
+    const visit = (file: string): void => {
+      if (seen.has(file)) return;
+      const source = fs.readFileSync(file, 'utf8');
+      const specs = [...source.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'/gm)]
+        .filter((m) => !/^\s*import\s+type\s/.test(m[0]) && !/^\s*export\s+type\s/.test(m[0]))
+        .map((m) => m[1]);
+      seen.set(file, specs);
+      for (const spec of specs) if (spec.startsWith('.')) visit(path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts')));
+    };
+    visit(entry);
+    return seen;
+  }
+
+  it('src/runtime/index.ts imports nothing from node: (statically)', () => {
+    const closure = staticClosure(path.join(REPO_ROOT, 'src', 'runtime', 'index.ts'));
+    const offenders = [...closure].flatMap(([file, specs]) =>
+      specs.filter((s) => s.startsWith('node:') || s === 'binaryen').map((s) => `${path.relative(REPO_ROOT, file)} imports ${s}`));
+    expect(offenders).toEqual([]);
+    expect(closure.size).toBeGreaterThan(5);
+  });
+});
