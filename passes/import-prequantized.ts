@@ -121,7 +121,6 @@ interface RuntimeNBits {
   groupSize: number;
   k: number;
   n: number;
-  symmetric: boolean;
 }
 
 function dtypeOf(graph: Graph, name: string): DType | undefined {
@@ -155,7 +154,7 @@ function importMatMulNBits(graph: Graph, node: Node): Imported | RuntimeNBits | 
   if (!b || !scales || (zpName && !zp)) {
     // QuantMatMul takes an f32 bias; a run-time bias of another type stays with MatMulNBits.
     if (biasName && !bias && dtypeOf(graph, biasName) !== 'f32') return 'skipped_bias_not_f32';
-    return { runtime: true, bits: storedBits, originalBits: bits, groupSize: blockSize, k, n, symmetric: !zpName && storedBits === bits };
+    return { runtime: true, bits: storedBits, originalBits: bits, groupSize: blockSize, k, n };
   }
   if (biasName && !bias && dtypeOf(graph, biasName) !== 'f32') return 'skipped_bias_not_f32';
 

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,8 +12,9 @@ import { parameterCount, resolveConfig, TINY, validateConfig } from '../examples
 import { defaultPrompt, generateDecoder, type GeneratedDecoder } from '../examples/llama-gen/decoder.js';
 import { decoderIoFromGraph, greedyGenerate, type RunFn } from '../examples/llama-gen/greedy.js';
 import { ortRunner } from '../examples/llama-gen/ort.js';
-import { weightChunks } from '../examples/llama-gen/write.js';
-import { REPO_ROOT } from './helpers/paths.js';
+import { f32BitsToF16Bits, weightChunks } from '../examples/llama-gen/write.js';
+import { numberToF16Bits } from '../ir/float.js';
+import { llmcc } from './helpers/cli.js';
 
 let root: string;
 beforeAll(() => {
@@ -91,11 +91,9 @@ for (const ops of ['primitive', 'contrib'] as const) {
     }
 
     it('keeps batch and sequence dims symbolic in the typed IR (compile --emit ir)', async () => {
-      // The real command line (from source, so no build is needed).
-      const cli = spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'compile', generated.modelPath, '--emit', 'ir'], {
-        cwd: REPO_ROOT, encoding: 'utf8', maxBuffer: 64 * 2 ** 20, timeout: 120_000,
-      });
-      expect(cli.status, cli.stderr).toBe(0);
+      // The built command line, as a user runs it (npm test builds it first).
+      const cli = llmcc('compile', generated.modelPath, '--emit', 'ir');
+      expect(cli.code, cli.stderr).toBe(0);
       const text = cli.stdout;
       expect(text).toContain('input %input_ids : i64[batch_size, sequence_length]');
       expect(text).toContain('input %past_key_values.0.key : f32[batch_size, 2, past_sequence_length, 16]');
@@ -192,6 +190,25 @@ describe('llama-gen options', () => {
     expect(std).toBeLessThan(0.021);
   });
 
+  it('the fast f32 → f16 weight encoder rounds exactly like ir/float', () => {
+    const words = new Uint32Array(1);
+    const f = new Float32Array(words.buffer);
+    const check = (bits: number): void => {
+      words[0] = bits;
+      if (Number.isNaN(f[0])) return;
+      expect(f32BitsToF16Bits(bits), `${f[0]} (0x${bits.toString(16)})`).toBe(numberToF16Bits(f[0]));
+    };
+    // Every f16 boundary region: exponents around the subnormal, normal and overflow edges.
+    for (let exp = 90; exp <= 160; exp++) {
+      for (const mant of [0, 1, 0xfff, 0x1000, 0x1001, 0x2000, 0x3000, 0x7fe000, 0x7ff000, 0x7fffff, 0x400000, 0x401000]) {
+        check((exp << 23) | mant);
+        check((0x80000000 | (exp << 23) | mant) >>> 0);
+      }
+    }
+    const u = rngForTest(11);
+    for (let i = 0; i < 20000; i++) check(Math.floor(u() * 2 ** 32) >>> 0);
+  });
+
   it('the 1b preset has about 1.1 B parameters', () => {
     const config = resolveConfig('1b');
     expect(parameterCount(config)).toBeGreaterThan(1.05e9);
@@ -209,3 +226,15 @@ describe('llama-gen options', () => {
     expect(defaultPrompt(TINY, 0).every((id) => id >= 0 && id < TINY.vocabSize)).toBe(true);
   });
 });
+
+/** mulberry32, for test inputs. */
+function rngForTest(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -128,6 +128,18 @@ describe('RTN quantization', () => {
     expect(Array.from(dequantize(q))).toEqual(Array.from(w));
   });
 
+  it('importance weights steer the grid search: an unimportant outlier is clipped, codes stay nearest', () => {
+    const w = Float32Array.from({ length: 32 }, (_, i) => (i === 0 ? 20 : Math.sin(i)));
+    const importance = Float32Array.from({ length: 32 }, (_, i) => (i === 0 ? 0 : 1));
+    const plain = dequantize(quantizeRtn(w, 1, 32, { bits: 4, groupSize: 32, symmetric: true }));
+    const steered = quantizeRtn(w, 1, 32, { bits: 4, groupSize: 32, symmetric: true, importance });
+    const approx = dequantize(steered);
+    const weightedError = (a: Float32Array) => a.reduce((sum, x, i) => sum + importance[i] * (w[i] - x) ** 2, 0);
+    expect(weightedError(approx)).toBeLessThan(weightedError(plain) / 10);
+    expect(approx[0]).toBe(Math.fround(7 * steered.scales[0])); // clipped to the top level
+    expect(() => quantizeRtn(w, 1, 32, { bits: 4, groupSize: 32, symmetric: true, importance: [1] })).toThrow(/importance has 1 values, expected K=32/);
+  });
+
   it('asymmetric zero points are integers and an all-zero group dequantizes to zeros', () => {
     fc.assert(fc.property(weightArb, fc.constantFrom<WeightBits>(2, 3, 4, 8), ({ n, k, groupSize, w }, bits) => {
       const q = quantizeRtn(w, n, k, { bits, groupSize, symmetric: false });

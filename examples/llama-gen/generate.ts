@@ -57,7 +57,8 @@ const program = new Command('llama-gen')
     });
     const mb = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MiB`;
     console.log(`wrote ${result.modelPath} (${mb(result.modelBytes)})${result.dataPath ? ` + ${result.dataPath} (${mb(result.dataBytes)})` : ''}`);
-    console.log(`parameters: ${result.parameters.toLocaleString('en-US')} (${(result.parameters / 1e9).toFixed(3)} B)`);
+    const p = result.parameters;
+    console.log(`parameters: ${p.toLocaleString('en-US')} (${p >= 1e9 ? `${(p / 1e9).toFixed(3)} B` : `${(p / 1e6).toFixed(3)} M`})`);
     for (const set of result.testDataSets) console.log(`wrote ${set}`);
     console.log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   });

@@ -6,7 +6,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LlmccError } from '../../ir/errors.js';
-import { numberToF16Bits } from '../../ir/float.js';
 import { onnx, type TensorProto } from '../../src/onnx/proto.js';
 import type { LlamaConfig } from './config.js';
 import { onnxFloatType, type DecoderGraph, type ModelDType, type WeightSpec } from './graph.js';
@@ -71,10 +70,40 @@ export function* weightChunks(spec: WeightSpec, chunk = CHUNK): Generator<Float3
   }
 }
 
+/**
+ * f32 bits → f16 bits, round to nearest even: the same result as ir/float's
+ * numberToF16Bits for f32 inputs, by integer ops only (it runs once per weight element).
+ */
+export function f32BitsToF16Bits(x: number): number {
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    // Subnormal half (or zero): shift the full significand down, rounding the dropped bits.
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    let r = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    if (rest > half || (rest === half && (r & 1) === 1)) r++;
+    return sign | r;
+  }
+  // A carry out of the mantissa correctly bumps the exponent (up to infinity).
+  let r = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && (r & 1) === 1)) r++;
+  return sign | r;
+}
+
 function encodeChunk(values: Float32Array, dtype: ModelDType): Uint8Array {
   if (dtype === 'f32') return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const words = new Uint32Array(values.buffer, values.byteOffset, values.length);
   const bits = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) bits[i] = numberToF16Bits(values[i]);
+  for (let i = 0; i < values.length; i++) bits[i] = f32BitsToF16Bits(words[i]);
   return new Uint8Array(bits.buffer);
 }
 

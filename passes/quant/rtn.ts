@@ -53,6 +53,11 @@ export interface RtnOptions {
   groupSize: number;
   symmetric: boolean;
   scaleDtype?: ScaleDtype;
+  /**
+   * Optional per-k importance (length K, ≥ 0): the grid search minimizes Σ importance[k]·err²
+   * instead of the plain squared error (codes stay round-to-nearest).
+   */
+  importance?: ArrayLike<number>;
 }
 
 /** A quantized [N, K] weight in the codes-nk layout llmcc.QuantMatMul takes. */
@@ -115,23 +120,29 @@ function nearestCode(x: number, s: number, z: number, maxCode: number): number {
 }
 
 /** Squared error of rounding w[start, end) to the grid (s, z). */
-function gridError(w: ArrayLike<number>, start: number, end: number, s: number, z: number, maxCode: number): number {
+function gridError(w: ArrayLike<number>, start: number, end: number, s: number, z: number, maxCode: number, weight?: Weighting): number {
   let error = 0;
   for (let i = start; i < end; i++) {
     const d = w[i] - (nearestCode(w[i], s, z, maxCode) - z) * s;
-    error += d * d;
+    error += weight ? weight.of(i) * d * d : d * d;
   }
   return error;
 }
 
+/** Per-element weights of the squared error (the importance of each weight's column k). */
+interface Weighting {
+  of(index: number): number;
+}
+
 /** The least-squares scale for the codes rounded at (s, z), z fixed; s when degenerate. */
-function refitScale(w: ArrayLike<number>, start: number, end: number, s: number, z: number, maxCode: number): number {
+function refitScale(w: ArrayLike<number>, start: number, end: number, s: number, z: number, maxCode: number, weight?: Weighting): number {
   let num = 0;
   let den = 0;
   for (let i = start; i < end; i++) {
     const q = nearestCode(w[i], s, z, maxCode) - z;
-    num += w[i] * q;
-    den += q * q;
+    const c = weight ? weight.of(i) : 1;
+    num += c * w[i] * q;
+    den += c * q * q;
   }
   return den > 0 && num > 0 ? num / den : s;
 }
@@ -142,13 +153,13 @@ function refitScale(w: ArrayLike<number>, start: number, end: number, s: number,
  */
 function searchGrid(
   w: ArrayLike<number>, start: number, end: number, fullScale: number, maxCode: number,
-  zeroCandidates: (s: number) => number[], scaleDtype: ScaleDtype,
+  zeroCandidates: (s: number) => number[], scaleDtype: ScaleDtype, weight?: Weighting,
 ): GroupFit {
   let best: GroupFit = { scale: 0, zero: zeroCandidates(0)[0], error: Infinity };
   const consider = (rawScale: number, zeros: readonly number[]): void => {
     const s = roundScale(rawScale, scaleDtype);
     for (const z of zeros) {
-      const error = gridError(w, start, end, s, z, maxCode);
+      const error = gridError(w, start, end, s, z, maxCode, weight);
       if (error < best.error) best = { scale: s, zero: z, error };
     }
   };
@@ -163,7 +174,7 @@ function searchGrid(
     consider(s, zeroCandidates(s));
   }
   for (let round = 0; round < REFIT_ROUNDS; round++) {
-    const refit = refitScale(w, start, end, best.scale, best.zero, maxCode);
+    const refit = refitScale(w, start, end, best.scale, best.zero, maxCode, weight);
     if (refit === best.scale) break;
     consider(refit, [best.zero]);
   }
@@ -184,6 +195,9 @@ export function quantizeRtn(w: ArrayLike<number>, n: number, k: number, options:
   const zeroPoints = !symmetric || bits <= 2 ? new Float32Array(n * groupsPerRow) : undefined;
   const maxCode = 2 ** bits - 1;
   const half = 2 ** (bits - 1);
+  const importance = options.importance;
+  if (importance && importance.length !== k) throw new LlmccError(`importance has ${importance.length} values, expected K=${k}`);
+  const weight: Weighting | undefined = importance ? { of: (i) => importance[i % k] } : undefined;
 
   for (let g = 0; g < n * groupsPerRow; g++) {
     const start = Math.floor(g / groupsPerRow) * k + (g % groupsPerRow) * groupSize;
@@ -222,7 +236,7 @@ export function quantizeRtn(w: ArrayLike<number>, n: number, k: number, options:
       // Mid-rise 2-bit: outer levels ±1.5·s; mid-tread: ±(half − 1)·s plus the extra −half·s.
       const z = midRise ? 1.5 : half;
       const fullScale = maxAbs / (midRise ? 2 : half - 0.5);
-      fit = searchGrid(w, start, end, fullScale, maxCode, () => [z], scaleDtype);
+      fit = searchGrid(w, start, end, fullScale, maxCode, () => [z], scaleDtype, weight);
     } else {
       // The range widened to include 0, so every candidate grid (which holds 0) can cover it.
       let lo = 0;
@@ -238,7 +252,7 @@ export function quantizeRtn(w: ArrayLike<number>, n: number, k: number, options:
           .map((z) => clamp(z, 0, maxCode));
         return [...new Set(found)];
       };
-      fit = searchGrid(w, start, end, (hi - lo) / maxCode, maxCode, zeroCandidates, scaleDtype);
+      fit = searchGrid(w, start, end, (hi - lo) / maxCode, maxCode, zeroCandidates, scaleDtype, weight);
     }
     scales[g] = fit.scale;
     if (zeroPoints) zeroPoints[g] = fit.zero;

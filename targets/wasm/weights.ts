@@ -32,6 +32,16 @@ export function encodedBytes(encoding: WeightEncoding, count: number): number {
   return BYTES[encoding] * count;
 }
 
+/**
+ * int64 values live as doubles: INT64_MAX (a common Slice end) reads as 2^63, which would wrap
+ * to INT64_MIN when stored; saturate instead, as the ONNX importer's encoder does.
+ */
+function clampBig(x: number, lo: bigint, hi: bigint): bigint {
+  if (!Number.isFinite(x)) return 0n;
+  const b = BigInt(Math.trunc(x));
+  return b < lo ? lo : b > hi ? hi : b;
+}
+
 export function encodeWeight(tensor: Tensor, encoding: WeightEncoding): Uint8Array {
   const values = tensor.numbers();
   const n = values.length;
@@ -46,8 +56,8 @@ export function encodeWeight(tensor: Tensor, encoding: WeightEncoding): Uint8Arr
     case 'u16': new Uint16Array(buf).set(values); break;
     case 'i32': new Int32Array(buf).set(values); break;
     case 'u32': new Uint32Array(buf).set(values); break;
-    case 'i64': { const v = new BigInt64Array(buf); for (let i = 0; i < n; i++) v[i] = BigInt(values[i]); break; }
-    case 'u64': { const v = new BigUint64Array(buf); for (let i = 0; i < n; i++) v[i] = BigInt(values[i]); break; }
+    case 'i64': { const v = new BigInt64Array(buf); for (let i = 0; i < n; i++) v[i] = clampBig(values[i], -(2n ** 63n), 2n ** 63n - 1n); break; }
+    case 'u64': { const v = new BigUint64Array(buf); for (let i = 0; i < n; i++) v[i] = clampBig(values[i], 0n, 2n ** 64n - 1n); break; }
     case 'f16': { const v = new Uint16Array(buf); for (let i = 0; i < n; i++) v[i] = numberToF16Bits(values[i]); break; }
     case 'bf16': { const v = new Uint16Array(buf); for (let i = 0; i < n; i++) v[i] = numberToBf16Bits(values[i]); break; }
   }

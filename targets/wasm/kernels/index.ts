@@ -9,6 +9,8 @@ import { geluKernel, fastGeluKernel } from './Gelu.js';
 import { swishKernel } from './Swish.js';
 import { powKernel } from './Pow.js';
 import { reduceKernels } from './reduce.js';
+import { softmaxKernels } from './Softmax.js';
+import { normalizationKernels } from './normalization.js';
 // W4: matmul, attention, rotary, gather and data movement.
 import { attentionKernel } from './Attention.js';
 import { concatKernel } from './Concat.js';
@@ -48,6 +50,8 @@ export const wasmKernels: WasmKernelDef[] = [
   swishKernel,
   powKernel,
   ...reduceKernels,
+  ...softmaxKernels,
+  ...normalizationKernels,
   // W4
   attentionKernel,
   concatKernel,
