@@ -183,7 +183,8 @@ export function expandSinCos(k: KernelBuilder, x: Expr, quadrantOffset: 0 | 1): 
   const it = intType(t);
   const ic = (v: number): Expr => ({ kind: 'const', type: it, value: v });
   const n = k.let('trig_n', nearest(mul(x, 0.63661977236758134)));
-  const r = k.let('trig_r', sub(sub(sub(x, mul(n, 1.5703125)), mul(n, 4.837512969970703125e-4)), mul(n, 7.54978995489188216e-8)));
+  // Beyond the reduction's range the remainder is inexact; clamping keeps the result in [−1, 1].
+  const r = k.let('trig_r', max(min(sub(sub(sub(x, mul(n, 1.5703125)), mul(n, 4.837512969970703125e-4)), mul(n, 7.54978995489188216e-8)), 0.7854), -0.7854));
   const z = k.let('trig_z', mul(r, r));
   const s = add(mul(mul(r, z), horner(z, [-1.9515295891e-4, 8.3321608736e-3, -1.6666654611e-1])), r);
   const c = add(sub(1, mul(z, 0.5)), mul(mul(z, z), horner(z, [2.443315711809948e-5, -1.388731625493765e-3, 4.166664568298827e-2])));

@@ -7,10 +7,21 @@ export class LlmccError extends Error {
   readonly where: string | undefined;
 
   constructor(message: string, where?: string) {
-    super(where ? `${message}, ${where}` : message);
+    super(oneLine(where ? `${message}, ${where}` : message));
     this.name = 'LlmccError';
     this.where = where;
   }
+}
+
+/**
+ * Messages are one line: line breaks become spaces (as the CLI prints them) and other
+ * control characters (e.g. inside names from a damaged file) are written as escapes.
+ */
+function oneLine(text: string): string {
+  return text
+    .replace(/\s*[\r\n]+\s*/g, ' ')
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Names a node for error messages: `node "name" (Op)`. */

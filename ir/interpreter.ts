@@ -182,6 +182,10 @@ function runNode(node: Node, scope: Scope, options: InterpretOptions): Tensor[] 
       throw error.where ? error : new LlmccError(error.message, describeNode(node));
     }
     const message = error instanceof Error ? error.message : String(error);
+    // An op sizing a buffer from hostile shapes hits the engine's allocation limits: a resource refusal, not a bug.
+    if (error instanceof RangeError && /typed array length|array buffer allocation|invalid array length/i.test(message)) {
+      throw new LlmccError(`a value of this node is too large to allocate (${message})`, describeNode(node));
+    }
     throw new LlmccError(`internal error while evaluating: ${message}`, describeNode(node));
   }
   const produced = node.outputs.filter((n, i) => n && outputs[i] === undefined);

@@ -14,6 +14,25 @@ export function sizeOf(shape: readonly number[]): number {
   return n;
 }
 
+/**
+ * The most elements one tensor may have: the reference interpreter holds every value in
+ * memory, so a (hostile or broken) shape beyond this is refused instead of exhausting it.
+ * 2^28 elements (1 GiB of f32) still holds the embedding table of a 1B-parameter model.
+ */
+export const MAX_TENSOR_ELEMENTS = 2 ** 28;
+
+/** Throws LlmccError unless `shape` is a shape a tensor can be allocated with. */
+export function checkAllocatable(dtype: DType | undefined, shape: readonly number[]): void {
+  if (shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+    throw new LlmccError(`invalid tensor shape [${shape.join(',')}]: dimensions must be non-negative integers`);
+  }
+  const size = sizeOf(shape);
+  if (size > MAX_TENSOR_ELEMENTS) {
+    throw new LlmccError(
+      `${dtype ?? 'tensor '}[${shape.join(',')}] has ${size} elements, more than the ${MAX_TENSOR_ELEMENTS} one tensor may hold`);
+  }
+}
+
 function allocate(dtype: DType, size: number): TensorData {
   switch (dtype) {
     case 'f64': case 'i64': case 'u64': return new Float64Array(size);
@@ -72,6 +91,7 @@ export class Tensor {
   }
 
   static zeros(dtype: DType, shape: readonly number[]): Tensor {
+    checkAllocatable(dtype, shape);
     return new Tensor(dtype, [...shape], allocate(dtype, sizeOf(shape)));
   }
 

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,7 +11,9 @@ import { writeBundle, writeFileAtomicAsync } from '../src/bundle/write.js';
 import { load } from '../src/runtime/index.js';
 import { compileWasm } from '../targets/wasm/compile.js';
 import type { CompiledWasm } from '../targets/wasm/program.js';
+import { decodeWeight, encodeWeight } from '../targets/wasm/weights.js';
 import { buildModel } from './helpers/onnx-builder.js';
+import { REPO_ROOT } from './helpers/paths.js';
 
 /** MatMul (kernel) → Reshape (view), with a weight, and a host Shape output. */
 function testModel(): Uint8Array {
@@ -120,5 +123,47 @@ describe('bundle format', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe('old');
     expect(fs.readdirSync(dir).sort()).toEqual(['blocked.llmcc', 'model.llmcc']);
     await refuses(writeFileAtomicAsync(path.join(dir, 'missing', 'm.llmcc'), bytes), /^output folder does not exist/);
+  });
+
+  it('leaves nothing half-written when interrupted with SIGINT', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llmcc-sigint-'));
+    const target = path.join(dir, 'big.llmcc');
+    const script = path.join(dir, 'write.mts');
+    const writer = path.join(REPO_ROOT, 'src', 'bundle', 'write.ts');
+    fs.writeFileSync(script, [
+      `import { writeFileAtomicAsync } from ${JSON.stringify(writer)};`,
+      'const data = new Uint8Array(256 * 2 ** 20).fill(7);',
+      'process.stdout.write("ready\\n");',
+      `await writeFileAtomicAsync(${JSON.stringify(target)}, data);`,
+    ].join('\n'));
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('ready')) setTimeout(() => child.kill('SIGINT'), 20);
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    fs.rmSync(script);
+    const left = fs.readdirSync(dir);
+    // Interrupted: nothing at all; finished first: the complete file and no temp file.
+    if (code === 130) expect(left).toEqual([]);
+    else expect(left.map((f) => [f, fs.statSync(path.join(dir, f)).size])).toEqual([['big.llmcc', 256 * 2 ** 20]]);
+  }, 60_000);
+});
+
+describe('weight encoding', () => {
+  it('saturates int64 extremes instead of wrapping (INT64_MAX slice ends)', () => {
+    const t = Tensor.fromNumbers('i64', [3], [9223372036854775807, -9223372036854775808, -1]);
+    const back = decodeWeight('i64', [3], 'i64', encodeWeight(t, 'i64'));
+    expect(back.get(0)).toBeGreaterThan(9e18);
+    expect(back.get(1)).toBeLessThan(-9e18);
+    expect(back.get(2)).toBe(-1);
+  });
+
+  it('round-trips f16, bf16, bool and sub-byte weights', () => {
+    for (const [dtype, encoding, values] of [
+      ['f16', 'f16', [0.5, -65504, 1e-3]], ['bf16', 'bf16', [1.5, -3e38, 2]], ['bool', 'u8', [1, 0, 1]], ['i4', 'i8', [-8, 7, 0]],
+    ] as const) {
+      const t = Tensor.fromNumbers(dtype, [3], values);
+      expect(Array.from(decodeWeight(dtype, [3], encoding, encodeWeight(t, encoding)).numbers())).toEqual(Array.from(t.numbers()));
+    }
   });
 });

@@ -12,7 +12,8 @@ import { encodeBundle } from '../src/bundle/format.js';
 import { writeBundle } from '../src/bundle/write.js';
 import { load, type RuntimeSession } from '../src/runtime/index.js';
 import { compileWasm } from '../targets/wasm/compile.js';
-import { REPO_ROOT } from './helpers/paths.js';
+import { llmcc } from './helpers/cli.js';
+import { MODELS_DIR, REPO_ROOT } from './helpers/paths.js';
 import { buildModel } from './helpers/onnx-builder.js';
 
 function modelOf(bytes: Uint8Array): Model {
@@ -169,5 +170,40 @@ describe('runtime modules are browser-safe', () => {
       specs.filter((s) => s.startsWith('node:') || s === 'binaryen').map((s) => `${path.relative(REPO_ROOT, file)} imports ${s}`));
     expect(offenders).toEqual([]);
     expect(closure.size).toBeGreaterThan(5);
+  });
+});
+
+describe('CLI: compile --target wasm and run a bundle', () => {
+  const gqa = path.join(MODELS_DIR, 'genai-webgpu-tiny-gqa-fp16');
+
+  it('compiles a model to a bundle, runs it, and runs the model with --target wasm', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llmcc-cli-'));
+    const bundle = path.join(dir, 'model.llmcc');
+    const compiled = llmcc('compile', path.join(gqa, 'model.onnx'), '--target', 'wasm', '-o', bundle);
+    expect(compiled.stderr).toBe('');
+    expect(compiled.code).toBe(0);
+    expect(compiled.stdout).toMatch(/^wrote .*model\.llmcc \(.*\): \d+ kernels/);
+    expect(fs.readdirSync(dir)).toEqual(['model.llmcc']);
+    const fromBundle = llmcc('run', bundle, '--data', path.join(gqa, 'test_data_set_1'));
+    expect(fromBundle.code, fromBundle.stdout + fromBundle.stderr).toBe(0);
+    expect(fromBundle.stdout).toMatch(/output 0 'logits' f16\[1,1,256\]: .* ok/);
+    const direct = llmcc('run', path.join(gqa, 'model.onnx'), '--target', 'wasm', '--data', path.join(gqa, 'test_data_set_0'));
+    expect(direct.code, direct.stdout + direct.stderr).toBe(0);
+  });
+
+  it('reports a bad bundle in one line and exits 2', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llmcc-cli-'));
+    const bad = path.join(dir, 'bad.llmcc');
+    fs.writeFileSync(bad, 'LLMCCBND\x02\x00\x00\x00' + ' '.repeat(60));
+    const result = llmcc('run', bad, '--data', path.join(gqa, 'test_data_set_0'));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(`llmcc: error: bundle format version 2 is not supported (this llmcc reads version 1); recompile the model, ${bad}\n`);
+  });
+
+  it('asks for -o and refuses unsupported models naming every missing op at once', () => {
+    expect(llmcc('compile', path.join(gqa, 'model.onnx'), '--target', 'wasm').stderr).toMatch(/^llmcc: error: --target wasm writes a bundle: give its path with -o\n$/);
+    const nbits = path.join(MODELS_DIR, 'matmulnbits', 'matmulnbits_case0_sym_N8_initializers', 'model.onnx');
+    const refused = llmcc('compile', nbits, '--target', 'wasm', '-o', path.join(os.tmpdir(), 'never.llmcc'));
+    if (refused.code !== 0) expect(refused.stderr).toMatch(/^llmcc: error: target wasm does not support com\.microsoft\.MatMulNBits \("MatMulNBits_0": no wasm kernel\)/);
   });
 });

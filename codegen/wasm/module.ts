@@ -481,8 +481,23 @@ class FunctionCompiler {
     const lanes: Ref[] = [];
     for (let lane = 0; lane < laneCount(type); lane++) lanes.push(this.extract(m.local.get(t, binaryen.v128), type, lane));
     const scalarType: ValueType = type === 'f32x4' ? 'f32' : isUnsigned(type) ? 'u32' : 'i32';
-    const combined = lanes.reduce((acc, x) => this.scalarBinary(op, acc, x, scalarType));
-    return m.block(null, [m.local.set(t, this.expr(a)), combined], wasmType(scalarType));
+    const parts: Ref[] = [m.local.set(t, this.expr(a))];
+    let combined = lanes[0];
+    for (const x of lanes.slice(1)) {
+      if (op !== 'add' && scalarType !== 'f32') {
+        // Integer min/max read each operand twice: go through locals.
+        const ta = this.temp(scalarType);
+        const tb = this.temp(scalarType);
+        parts.push(m.local.set(ta, combined), m.local.set(tb, x));
+        const ga = (): Ref => m.local.get(ta, binaryen.i32);
+        const gb = (): Ref => m.local.get(tb, binaryen.i32);
+        const less = isUnsigned(type) ? m.i32.lt_u(ga(), gb()) : m.i32.lt_s(ga(), gb());
+        combined = op === 'min' ? m.select(less, ga(), gb()) : m.select(less, gb(), ga());
+      } else {
+        combined = this.scalarBinary(op, combined, x, scalarType);
+      }
+    }
+    return m.block(null, [...parts, combined], wasmType(scalarType));
   }
 
   private binary(op: BinaryOp, a: Expr, b: Expr): Ref {
@@ -493,10 +508,11 @@ class FunctionCompiler {
       const ta = this.temp(t);
       const tb = this.temp(t);
       const m = this.m;
-      const ga = m.local.get(ta, binaryen.i32);
-      const gb = m.local.get(tb, binaryen.i32);
-      const less = isUnsigned(t) ? m.i32.lt_u(ga, gb) : m.i32.lt_s(ga, gb);
-      const pick = op === 'min' ? m.select(less, ga, gb) : m.select(less, gb, ga);
+      // Binaryen expressions are trees: every use needs its own local.get.
+      const ga = (): Ref => m.local.get(ta, binaryen.i32);
+      const gb = (): Ref => m.local.get(tb, binaryen.i32);
+      const less = isUnsigned(t) ? m.i32.lt_u(ga(), gb()) : m.i32.lt_s(ga(), gb());
+      const pick = op === 'min' ? m.select(less, ga(), gb()) : m.select(less, gb(), ga());
       return m.block(null, [m.local.set(ta, this.expr(a)), m.local.set(tb, this.expr(b)), pick], binaryen.i32);
     }
     return this.scalarBinary(op, this.expr(a), this.expr(b), t);
@@ -541,11 +557,6 @@ class FunctionCompiler {
       case 'le': return u ? i.le_u(a, b) : i.le_s(a, b);
       case 'gt': return u ? i.gt_u(a, b) : i.gt_s(a, b);
       case 'ge': return u ? i.ge_u(a, b) : i.ge_s(a, b);
-      case 'min': case 'max': {
-        // Reached only from reduce, where operands are cheap lane extracts.
-        const less = u ? i.lt_u(a, b) : i.lt_s(a, b);
-        return op === 'min' ? m.select(less, a, b) : m.select(less, b, a);
-      }
       default: return this.fail(`${op} on ${t}`);
     }
   }
@@ -687,8 +698,8 @@ class FunctionCompiler {
       case 'abs': {
         if (isUnsigned(t)) return x;
         const tmp = this.temp('i32');
-        const g = m.local.get(tmp, binaryen.i32);
-        return m.block(null, [m.local.set(tmp, x), m.select(m.i32.lt_s(g, m.i32.const(0)), m.i32.sub(m.i32.const(0), g), g)], binaryen.i32);
+        const g = (): Ref => m.local.get(tmp, binaryen.i32);
+        return m.block(null, [m.local.set(tmp, x), m.select(m.i32.lt_s(g(), m.i32.const(0)), m.i32.sub(m.i32.const(0), g()), g())], binaryen.i32);
       }
       default: return this.fail(`${op} on ${t}`);
     }

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LlmccError } from '../../ir/errors.js';
 import type { Graph, Model } from '../../ir/graph.js';
-import type { Tensor } from '../../ir/tensor.js';
+import { Tensor } from '../../ir/tensor.js';
 import { printModel } from '../../ir/text/print.js';
 import { verifyModel } from '../../ir/verify.js';
 import { runLoweringPipeline } from '../../passes/pipeline.js';
@@ -22,6 +22,7 @@ import { writeFileAtomic } from '../fsutil.js';
 import { inspectModel, renderInspectReport } from '../inspect.js';
 import { loadModelFromBytes } from '../onnx/load.js';
 import { type TestDataSet, bindInputs } from '../testdata.js';
+import type { FeedEdit } from './mutate.js';
 
 export type Stage = 'import' | 'inspect' | 'verify' | 'compile' | 'lower' | 'run' | 'check';
 
@@ -54,6 +55,21 @@ export interface CaseOptions {
   lower: boolean;
   /** Targets to run besides the reference; undefined: every registered one. */
   targets?: readonly string[];
+  /** Changes to the test inputs' values. */
+  feedEdits?: readonly FeedEdit[];
+}
+
+/** The data set with `edits` applied (values converted to each input's dtype, as a file would hold them). */
+export function editData(data: TestDataSet, edits: readonly FeedEdit[]): TestDataSet {
+  if (!edits.length) return data;
+  const inputs = data.inputs.map(({ name, tensor }, k) => {
+    const mine = edits.filter((e) => e.input === k);
+    if (!mine.length || tensor.dtype === 'string') return { name, tensor };
+    const values = Float64Array.from(tensor.numbers());
+    for (const e of mine) if (e.index < values.length) values[e.index] = e.value;
+    return { name, tensor: Tensor.fromNumbers(tensor.dtype, tensor.shape, values) };
+  });
+  return { ...data, inputs };
 }
 
 class Finding extends Error {
@@ -102,9 +118,10 @@ async function runStages(seed: SeedModel, bytes: Uint8Array, options: CaseOption
     compileToFile(model, outDir);
 
     let reference: Map<string, Tensor> | undefined;
-    if (seed.data) {
+    const data = seed.data && editData(seed.data, options.feedEdits ?? []);
+    if (data) {
       stage = 'run';
-      reference = await runOnTargets(model, seed.data, options.pristine, backends, refusals);
+      reference = await runOnTargets(model, data, options.pristine, backends, refusals);
     }
 
     if (options.lower) {
@@ -115,9 +132,9 @@ async function runStages(seed: SeedModel, bytes: Uint8Array, options: CaseOption
         fuse: true,
       });
       printModel(model);
-      if (seed.data && reference) {
+      if (data && reference) {
         stage = 'run';
-        await runOnTargets(model, seed.data, false, backends, refusals);
+        await runOnTargets(model, data, false, backends, refusals);
       }
     }
     return { status: 'ok', refusals };

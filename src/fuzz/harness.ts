@@ -7,10 +7,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { LlmccError } from '../../ir/errors.js';
 import { type Outcome, errorKind, runCase } from './case.js';
-import { mutateModel } from './mutate.js';
+import { type FeedEdit, mutateModel } from './mutate.js';
 import { Pool, type CaseRequest, type CaseResult } from './pool.js';
 import { Rng, caseSeed } from './rng.js';
-import { type SeedSpec, prepareSeed, seedsByName } from './seeds.js';
+import { type SeedSpec, feedInfo, prepareSeed, seedsByName } from './seeds.js';
+import { readTestDataSet } from '../testdata.js';
 
 export interface FuzzOptions {
   shared: string;
@@ -38,6 +39,8 @@ export interface FindingRecord {
   pristine: boolean;
   lower: boolean;
   mutations: string[];
+  /** Changed test-input values (also listed in `mutations`). */
+  feedEdits: FeedEdit[];
   stage: string;
   message: string;
   stack?: string;
@@ -130,10 +133,12 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzSummary> {
         seedBytes.set(request.seedIndex, bytes);
       }
       // A crashed or timed-out worker sent no mutation list: the seed regenerates it.
-      const mutant = request.pristine ? { bytes, mutations: [] } : mutateModel(bytes, new Rng(request.caseSeed));
+      const mutant = request.pristine
+        ? { bytes, mutations: [], feedEdits: [] }
+        : mutateModel(bytes, new Rng(request.caseSeed), feedInfo(firstDataSet(path.join(options.shared, spec.name))));
       const record: FindingRecord = {
         model: spec.name, runSeed: options.runSeed, index: result.index, caseSeed: request.caseSeed,
-        pristine: request.pristine, lower: request.lower, mutations: mutant.mutations,
+        pristine: request.pristine, lower: request.lower, mutations: mutant.mutations, feedEdits: mutant.feedEdits,
         stage: outcome.stage, message: outcome.message, ...(outcome.stack ? { stack: outcome.stack } : {}),
       };
       if (options.findingsDir) writeFinding(options.findingsDir, record, mutant.bytes);
@@ -156,6 +161,11 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzSummary> {
   summary.findings.sort((a, b) => a.index - b.index);
   summary.seconds = (performance.now() - started) / 1000;
   return summary;
+}
+
+function firstDataSet(dir: string): ReturnType<typeof readTestDataSet> | undefined {
+  const sets = fs.readdirSync(dir).filter((d) => d.startsWith('test_data_set_')).sort();
+  return sets.length ? readTestDataSet(path.join(dir, sets[0])) : undefined;
 }
 
 function writeFinding(dir: string, record: FindingRecord, bytes: Uint8Array): void {
@@ -195,10 +205,12 @@ export async function replayFinding(file: string, shared: string): Promise<{ rec
   try {
     const seed = prepareSeed(shared, { name: record.model, weight: 1 }, workDir);
     const modelFile = record.modelFile ? path.join(path.dirname(file), record.modelFile) : undefined;
+    const regenerated = record.pristine ? undefined : mutateModel(seed.bytes, new Rng(record.caseSeed), feedInfo(seed.data));
     const bytes = modelFile && fs.existsSync(modelFile)
       ? new Uint8Array(fs.readFileSync(modelFile))
-      : record.pristine ? seed.bytes : mutateModel(seed.bytes, new Rng(record.caseSeed)).bytes;
-    const outcome = await runCase(seed, bytes, { pristine: record.pristine, lower: record.lower });
+      : regenerated?.bytes ?? seed.bytes;
+    const feedEdits = record.feedEdits ?? regenerated?.feedEdits ?? [];
+    const outcome = await runCase(seed, bytes, { pristine: record.pristine, lower: record.lower, feedEdits });
     return { record, outcome };
   } finally {
     fs.rmSync(workDir, { recursive: true, force: true });

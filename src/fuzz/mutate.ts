@@ -3,7 +3,8 @@
  * attributes, node wiring, opsets, external-data records, initializer data) and byte-level
  * damage of the encoded file (truncation, bit flips, chunk edits). Every mutation is drawn
  * from a seeded Rng and described in one short line, so a case replays from its seed and
- * its description says what was done.
+ * its description says what was done. Some cases also (or only) change values of the
+ * seed's test inputs, so hostile values reach the ops.
  */
 import {
   type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto, onnx,
@@ -221,6 +222,42 @@ const mutateTensorData: Mutator = (parts, rng) => {
   else if (field === 'floatData' || field === 'doubleData') t[field] = [NaN, Infinity, 1e300, 0].slice(0, rng.int(5));
   else t[field] = EDGE_INTS.slice(0, rng.int(6));
   return `tensor "${t.name}": ${field} replaced`;
+};
+
+/** Sets one element of a small inline int/float tensor to an edge value (shape constants, indices, axes). */
+const mutateTensorValue: Mutator = (parts, rng) => {
+  const INT64 = 7;
+  const INT32 = 6;
+  const FLOAT = 1;
+  const candidates = parts.tensors.filter((t) =>
+    t.dataLocation !== 1 && (t.dataType === INT64 || t.dataType === INT32 || t.dataType === FLOAT) &&
+    ((t.rawData?.length ?? 0) > 0 ? t.rawData!.length <= 4096 : (t.int64Data?.length || t.int32Data?.length || t.floatData?.length)));
+  if (!candidates.length) return undefined;
+  const t = rng.pick(candidates);
+  const isFloat = t.dataType === FLOAT;
+  const value = isFloat ? rng.pick(EDGE_FLOATS) : rng.chance(0.3) ? rng.int(9) - 4 : rng.pick(EDGE_INTS);
+  const raw = t.rawData;
+  let index: number;
+  if (raw && raw.length > 0) {
+    const width = t.dataType === INT64 ? 8 : 4;
+    const count = Math.floor(raw.length / width);
+    if (count === 0) return undefined;
+    index = rng.int(count);
+    const copy = raw.slice();
+    const view = new DataView(copy.buffer, copy.byteOffset, copy.byteLength);
+    if (t.dataType === INT64) view.setBigInt64(index * 8, BigInt(value), true);
+    else if (t.dataType === INT32) view.setInt32(index * 4, value | 0, true);
+    else view.setFloat32(index * 4, value, true);
+    t.rawData = copy;
+  } else {
+    const field = t.dataType === INT64 ? 'int64Data' : t.dataType === INT32 ? 'int32Data' : 'floatData';
+    const values = [...(t[field] ?? [])] as number[];
+    if (!values.length) return undefined;
+    index = rng.int(values.length);
+    values[index] = t.dataType === INT32 ? value | 0 : value;
+    t[field] = values;
+  }
+  return `tensor "${t.name}": element ${index} = ${value}`;
 };
 
 /** Tensors in external data, or inline ones turned external, get a hostile record. */
@@ -541,6 +578,7 @@ const MUTATORS: { name: string; weight: number; run: Mutator }[] = [
   { name: 'tensor_type', weight: 2, run: mutateTensorType },
   { name: 'tensor_dims', weight: 2, run: mutateTensorDims },
   { name: 'tensor_data', weight: 2, run: mutateTensorData },
+  { name: 'tensor_value', weight: 4, run: mutateTensorValue },
   { name: 'external_data', weight: 3, run: mutateExternalData },
   { name: 'attribute', weight: 4, run: mutateAttribute },
   { name: 'add_attribute', weight: 1, run: addAttribute },
@@ -602,20 +640,55 @@ function damageBytes(bytes: Uint8Array, rng: Rng): { bytes: Uint8Array; descript
   return { bytes: out, description: `duplicate bytes ${start}..${start + length}` };
 }
 
+/** One changed element of a test-data input: hostile values (indices out of range, NaN, huge) reach the ops. */
+export interface FeedEdit {
+  input: number;
+  index: number;
+  value: number;
+}
+
+/** What the mutator may know about the seed's test inputs: dtype and element count of each. */
+export interface FeedInfo {
+  dtype: string;
+  size: number;
+}
+
 export interface Mutant {
   bytes: Uint8Array;
   /** One line per mutation, in the order applied. */
   mutations: string[];
+  feedEdits: FeedEdit[];
+}
+
+const INTEGER_FEED = /^(i|u)\d+$|^bool$/;
+
+function mutateFeeds(feeds: readonly FeedInfo[], rng: Rng, mutations: string[]): FeedEdit[] {
+  const editable = feeds.map((f, input) => ({ ...f, input })).filter((f) => f.size > 0 && f.dtype !== 'string');
+  if (!editable.length) return [];
+  const edits: FeedEdit[] = [];
+  for (let k = 0; k < 1 + rng.int(2); k++) {
+    const feed = rng.pick(editable);
+    const index = rng.int(feed.size);
+    const value = INTEGER_FEED.test(feed.dtype)
+      ? (rng.chance(0.4) ? rng.int(9) - 4 : rng.pick(EDGE_INTS))
+      : rng.pick(EDGE_FLOATS);
+    edits.push({ input: feed.input, index, value });
+    mutations.push(`input_${feed.input}.pb element ${index} = ${value}`);
+  }
+  return edits;
 }
 
 /**
  * Mutates a serialized model: 1–3 field-level edits, then (sometimes) byte-level damage.
  * `rng` fixes every choice, so the same seed gives the same bytes.
  */
-export function mutateModel(original: Uint8Array, rng: Rng): Mutant {
+export function mutateModel(original: Uint8Array, rng: Rng, feeds: readonly FeedInfo[] = []): Mutant {
   const mutations: string[] = [];
   let bytes = original;
   const byteOnly = rng.chance(0.15);
+  // Some cases keep the model and change only the test inputs' values.
+  const feedOnly = !byteOnly && feeds.length > 0 && rng.chance(0.12);
+  if (feedOnly) return { bytes, mutations, feedEdits: mutateFeeds(feeds, rng, mutations) };
   if (!byteOnly) {
     const model = onnx.ModelProto.decode(original);
     const count = 1 + rng.int(3);
@@ -636,5 +709,6 @@ export function mutateModel(original: Uint8Array, rng: Rng): Mutant {
     bytes = damaged.bytes;
     mutations.push(damaged.description);
   }
-  return { bytes, mutations };
+  const feedEdits = !byteOnly && feeds.length > 0 && rng.chance(0.1) ? mutateFeeds(feeds, rng, mutations) : [];
+  return { bytes, mutations, feedEdits };
 }

@@ -16,8 +16,6 @@ export interface CaseRequest {
   lower: boolean;
   /** Targets besides the reference; undefined: all registered. */
   targets?: string[];
-  /** Replays these exact bytes instead of mutating the seed. */
-  bytes?: Uint8Array;
 }
 
 export interface CaseResult {

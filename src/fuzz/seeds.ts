@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type TestDataSet, readTestDataSet } from '../testdata.js';
 import type { SeedModel } from './case.js';
+import type { FeedInfo } from './mutate.js';
 
 export interface SeedSpec {
   /** Name relative to the shared folder, e.g. `models/matmulnbits/…` or `conformance/onnx-node/test_if`. */
@@ -96,4 +97,9 @@ export function prepareSeed(shared: string, spec: SeedSpec, workDir: string): Se
     bytes: new Uint8Array(fs.readFileSync(path.join(dir, 'model.onnx'))),
     ...(data ? { data } : {}),
   };
+}
+
+/** The seed's test inputs as the mutator sees them. */
+export function feedInfo(data: TestDataSet | undefined): FeedInfo[] {
+  return (data?.inputs ?? []).map(({ tensor }) => ({ dtype: tensor.dtype, size: tensor.shape.reduce((a, b) => a * b, 1) }));
 }

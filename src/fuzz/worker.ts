@@ -8,9 +8,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { allBackends } from '../../targets/registry.js';
 import { loadModelFromBytes } from '../onnx/load.js';
 import { type SeedModel, runCase } from './case.js';
-import { mutateModel } from './mutate.js';
+import { type FeedEdit, mutateModel } from './mutate.js';
 import { Rng } from './rng.js';
-import { type SeedSpec, prepareSeed } from './seeds.js';
+import { type SeedSpec, feedInfo, prepareSeed } from './seeds.js';
 import type { CaseRequest, CaseResult } from './pool.js';
 
 interface WorkerInit {
@@ -51,17 +51,17 @@ async function handle(request: CaseRequest): Promise<CaseResult> {
   const seed = seeds[request.seedIndex];
   let bytes: Uint8Array;
   let mutations: string[] = [];
-  if (request.bytes) {
-    bytes = request.bytes;
-  } else if (request.pristine) {
+  let feedEdits: FeedEdit[] = [];
+  if (request.pristine) {
     bytes = seed.bytes;
   } else {
-    const mutant = mutateModel(seed.bytes, new Rng(request.caseSeed));
+    const mutant = mutateModel(seed.bytes, new Rng(request.caseSeed), feedInfo(seed.data));
     bytes = mutant.bytes;
     mutations = mutant.mutations;
+    feedEdits = mutant.feedEdits;
   }
   const outcome = await runCase(seed, bytes, {
-    pristine: request.pristine, lower: request.lower, ...(request.targets ? { targets: request.targets } : {}),
+    pristine: request.pristine, lower: request.lower, feedEdits, ...(request.targets ? { targets: request.targets } : {}),
   });
   return { index: request.index, outcome, mutations };
 }

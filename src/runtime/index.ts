@@ -36,12 +36,12 @@ export async function load(bundle: string | URL | Uint8Array): Promise<RuntimeSe
   // Never compile kernels that failed their checksum: part() verifies before returning.
   const kernelBytes = await decoded.part('kernels.wasm');
   const weights = await decoded.part('weights.bin');
-  const kernels = await WebAssembly.compile(kernelBytes);
+  const kernels = await WebAssembly.compile(kernelBytes as Uint8Array<ArrayBuffer>);
   return createSession({ program: decoded.manifest.program, kernels, weights });
 }
 
 /** A session straight from a compiled program (no bundle bytes): what `--target wasm` uses. */
 export async function sessionFromCompiled(compiled: CompiledWasm): Promise<RuntimeSession> {
-  const kernels = await WebAssembly.compile(compiled.kernels);
+  const kernels = await WebAssembly.compile(compiled.kernels as Uint8Array<ArrayBuffer>);
   return createSession({ program: compiled.program, kernels, weights: compiled.weights });
 }

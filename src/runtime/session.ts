@@ -46,7 +46,7 @@ interface Storage {
 }
 
 type Action =
-  | { kind: 'call'; fn: (...args: number[]) => unknown; args: number[] }
+  | { kind: 'call'; fn: (...args: number[]) => unknown; args: number[]; node: Node }
   | { kind: 'upload'; storage: Storage; tensor: Tensor; what: string };
 
 interface Plan {
@@ -178,7 +178,15 @@ class WasmSession implements RuntimeSession {
     for (const { name, storage } of plan.inputs) writeToArena(buffer, storage.offset, inputs.get(name)!, `input '${name}'`);
     for (const action of plan.actions) {
       if (action.kind === 'upload') writeToArena(buffer, action.storage.offset, action.tensor, action.what);
-      else action.fn(...action.args);
+      else {
+        try {
+          action.fn(...action.args);
+        } catch (error) {
+          // A trap is a kernel bug (or a launch/argument mismatch): say which node.
+          const message = error instanceof Error ? error.message : String(error);
+          throw new Error(`wasm kernel trapped (${message}) with args [${action.args.join(', ')}], ${describeNode(action.node)}`);
+        }
+      }
     }
     buffer = this.memory.buffer;
     const result = new Map<string, Tensor>();
@@ -301,6 +309,7 @@ class WasmSession implements RuntimeSession {
       const inStorages = present.filter((n): n is string => !!n).map(storageOf);
       actions.push(() => ({
         kind: 'call',
+        node,
         fn: step.fn!,
         args: [...inStorages.map((s) => s.offset), ...outStorages.map((s) => s.offset), ...(scratch ? [scratch.offset] : []), ...scalars],
       }));

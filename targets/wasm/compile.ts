@@ -102,9 +102,10 @@ export async function compileWasm(model: Model, options: WasmCompileOptions = {}
   for (const output of graph.outputs) if (classified.host.has(output.name)) hostNeeded.add(output.name);
 
   // Weights: initializers and folded constants that anything reads.
+  const isInput = (name: string): boolean => graph.inputs.some((i) => i.name === name);
+  // Initializers named like graph inputs are defaults for unfed inputs: stored, never placed.
   const weightNames = [...graph.initializers.keys(), ...constants.keys()]
-    .filter((name) => !graph.inputs.some((i) => i.name === name))
-    .filter((name) => inArena.has(name) || hostNeeded.has(name) || graph.outputs.some((o) => o.name === name));
+    .filter((name) => isInput(name) || inArena.has(name) || hostNeeded.has(name) || graph.outputs.some((o) => o.name === name));
   const weightParts: Uint8Array[] = [];
   const weights: WeightEntry[] = [];
   let fileOffset = 0;
@@ -114,7 +115,7 @@ export async function compileWasm(model: Model, options: WasmCompileOptions = {}
     const encoding = weightEncoding(tensor.dtype);
     const bytes = encodeWeight(tensor, encoding);
     const entry: WeightEntry = { name, dtype: tensor.dtype, shape: [...tensor.shape], encoding, offset: fileOffset, byteLength: bytes.byteLength };
-    if (inArena.has(name)) {
+    if (inArena.has(name) && !isInput(name)) {
       entry.arenaOffset = arenaOffset;
       arenaOffset = alignUp(arenaOffset + arenaBytes(tensor.dtype, tensor.size));
     }
@@ -135,7 +136,14 @@ export async function compileWasm(model: Model, options: WasmCompileOptions = {}
   const byStructure = new Map<string, string>();
   for (const entry of steps) {
     if (entry.step.kind !== 'kernel') continue;
-    const kernel = entry.kernelDef!.build(entry.ctx!);
+    let kernel: Kernel;
+    try {
+      kernel = entry.kernelDef!.build(entry.ctx!);
+    } catch (error) {
+      if (error instanceof LlmccError) throw error.where ? error : new LlmccError(error.message, describeNode(entry.node));
+      // A template failing on a node its `check` accepted is a bug: keep it an internal error, but locate it.
+      throw new Error(`building the wasm kernel failed: ${error instanceof Error ? error.message : String(error)}, ${describeNode(entry.node)}`);
+    }
     const key = JSON.stringify({ params: kernel.params, body: kernel.body });
     const existing = byStructure.get(key);
     if (existing) {
@@ -170,7 +178,7 @@ export async function compileWasm(model: Model, options: WasmCompileOptions = {}
     target: WASM_TARGET,
     producer: options.producer ?? 'llmcc',
     opsets: [...model.opsets],
-    inputs: graph.inputs.filter((i) => !graph.initializers.has(i.name) || true).map((i) => ioEntry(i.name, i.type)),
+    inputs: graph.inputs.map((i) => ioEntry(i.name, i.type)),
     outputs: graph.outputs.map((o) => ioEntry(o.name, o.type ?? typeOf(o.name))),
     nodes: steps.map(({ node }) => serializeNode(node)),
     steps: steps.map(({ step }, i) => ({ ...step, node: i })),

@@ -1,6 +1,6 @@
 import type { OpDef } from '../types.js';
 import type { Dim, Graph, TensorType } from '../../graph.js';
-import { Tensor } from '../../tensor.js';
+import { MAX_TENSOR_ELEMENTS, Tensor } from '../../tensor.js';
 import { copyElement, knownInts, outputInfo } from './common.js';
 
 /** Whether the body passes its condition input straight through (a plain counted loop). */
@@ -84,6 +84,10 @@ export const Loop: OpDef = {
           throw ctx.attrs.error(`Loop scan output ${k} changes shape between iterations`);
         }
         scans[k].push(t);
+        // A huge trip count would grow the scan outputs until memory runs out: refuse it up front.
+        if (i === 0 && Number.isFinite(maxTrips) && maxTrips * t.size > MAX_TENSOR_ELEMENTS) {
+          throw ctx.attrs.error(`Loop trip count ${maxTrips} makes scan output ${k} larger than ${MAX_TENSOR_ELEMENTS} elements`);
+        }
       });
     }
     return [...carried, ...scans.map((parts, k) => stack(parts, body.outputs[1 + n + k]?.type))];

@@ -1,5 +1,6 @@
 import type { Dim } from '../../graph.js';
 import { LlmccError } from '../../errors.js';
+import { checkAllocatable } from '../../tensor.js';
 
 /** Row-major strides. */
 export function stridesOf(shape: readonly number[]): number[] {
@@ -47,6 +48,8 @@ export function broadcastShapes(...shapes: (readonly Dim[])[]): Dim[] {
  * output element (flat). Cheap enough for the reference interpreter's sizes.
  */
 export function broadcastIndex(outShape: readonly number[], inShape: readonly number[]): Int32Array {
+  // The index map is as large as the output: refuse impossible shapes before allocating it.
+  checkAllocatable(undefined, outShape);
   const size = outShape.reduce((a, b) => a * b, 1);
   const map = new Int32Array(size);
   const rank = outShape.length;

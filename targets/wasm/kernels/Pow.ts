@@ -75,6 +75,9 @@ export const powKernel = defineElementwise('', 'Pow', (ctx) => {
     const fn: ElementFn = (k, x) => powFloat(k, x[0]!, exponent(x[1]));
     return computeOf(expo) === 'f32' ? { scalar: fn, vector: fn } : { scalar: fn };
   }
-  if (isFloat(expo)) return 'Pow of an integer base by a float exponent is not supported on wasm';
+  if (isFloat(expo)) {
+    // Integer base, float exponent: the float power truncated to the base's dtype.
+    return { scalar: (k, x) => wrapInt(cast(powFloat(k, cast(x[0]!, 'f32'), x[1]!), 'i32'), base) };
+  }
   return { scalar: (k, x) => wrapInt(powInt(k, x[0]!, x[1]!), base) };
 });
