@@ -203,6 +203,10 @@ class InferenceRun {
       if (!name) return;
       const info = infos[i];
       if (!info) throw new LlmccError(`type inference gave no type for output '${name}'`, describeNode(node));
+      // An op fed values of the wrong kind (e.g. float indices) can compute dims that are not dims.
+      if (info.type.shape?.some((d) => typeof d === 'string' ? !d : !Number.isSafeInteger(d) || d < 0)) {
+        throw new LlmccError(`type inference gave an invalid shape for output '${name}' (check the types of its inputs)`, describeNode(node));
+      }
       const value = folded?.[i];
       // A folded value is exact; it refines whatever the op could say symbolically.
       let type: TensorType = value ? { dtype: value.dtype, shape: [...value.shape] } : info.type;

@@ -143,9 +143,15 @@ function runDecoder(set: number, ...flags: string[]): number {
  * Accuracy of the quantized static-scatter decoder against its fp32 reference. The issue's
  * 0.99 bar for 4 bits is NOT met: the weights (and norm gains) are i.i.d. N(0, 1) "tiny-random"
  * values, and quantizing a single layer-0 projection to 4 bits already costs the logits
- * 0.005–0.017 of cosine (errors add up over the 15 layers to ~0.08). Reaching 0.99 would need
- * ~29 dB weight SQNR, above what any 4-bit scalar quantizer achieves on Gaussian weights (~21 dB
- * here with the searched grid); 8 bits reaches 0.9998. The bars below are what is met, with margin.
+ * 0.005–0.017 of cosine (errors add up over the 15 layers to ~0.08). Adding i.i.d. noise to
+ * every weight shows what 0.99 needs: ~28 dB weight SQNR (cosine 0.989 / 0.995 on sets 0 / 1),
+ * above what any 4-bit scalar quantizer gets on Gaussian weights (21.2 dB here with the
+ * searched grid). Measured (logits cosine, set 0 / set 1, f32 | i8 tables):
+ *   int4 g32   0.922 | 0.927   0.969 | 0.965
+ *   int2 g32   0.485 | 0.477   0.210 | 0.209
+ *   ternary    0.317 | 0.322   0.491 | 0.496
+ *   int8 g32   0.9998 (i8)     0.9999 (i8)
+ * The bars below are what is met, with margin.
  */
 describe('static-scatter decoder, quantized and LUT-lowered (llmcc run --lower)', () => {
   for (const set of [0, 1]) {

@@ -107,6 +107,14 @@ describe('runtime', () => {
     }
   });
 
+  it('grows memory only for a larger input signature, not per call', async () => {
+    const feeds = (batch: number) => ({ x: xFeed(batch), ids: Tensor.fromNumbers('i64', [batch], Array.from({ length: batch }, (_, i) => i)) });
+    await session.run(feeds(64));
+    const grown = session.memoryBytes;
+    for (const batch of [1, 64, 3, 64]) await session.run(feeds(batch));
+    expect(session.memoryBytes).toBe(grown);
+  });
+
   it('accepts a Map of feeds and returns tensors that later runs do not overwrite', async () => {
     const first = await session.run(new Map([['x', xFeed(2, 1)], ['ids', Tensor.fromNumbers('i64', [1], [3])]]));
     const kept = Array.from(first.get('flat')!.numbers());

@@ -46,6 +46,8 @@ export interface FindingRecord {
   stack?: string;
   /** The mutated model, next to the JSON file. */
   modelFile?: string;
+  /** Only the test inputs changed: the seed model itself is replayed (keeps fixtures small). */
+  modelUnchanged?: boolean;
 }
 
 export interface FuzzSummary {
@@ -206,9 +208,9 @@ export async function replayFinding(file: string, shared: string): Promise<{ rec
     const seed = prepareSeed(shared, { name: record.model, weight: 1 }, workDir);
     const modelFile = record.modelFile ? path.join(path.dirname(file), record.modelFile) : undefined;
     const regenerated = record.pristine ? undefined : mutateModel(seed.bytes, new Rng(record.caseSeed), feedInfo(seed.data));
-    const bytes = modelFile && fs.existsSync(modelFile)
-      ? new Uint8Array(fs.readFileSync(modelFile))
-      : regenerated?.bytes ?? seed.bytes;
+    const bytes = record.modelUnchanged ? seed.bytes
+      : modelFile && fs.existsSync(modelFile) ? new Uint8Array(fs.readFileSync(modelFile))
+        : regenerated?.bytes ?? seed.bytes;
     const feedEdits = record.feedEdits ?? regenerated?.feedEdits ?? [];
     const outcome = await runCase(seed, bytes, { pristine: record.pristine, lower: record.lower, feedEdits });
     return { record, outcome };

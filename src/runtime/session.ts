@@ -25,6 +25,8 @@ export interface RuntimeSession {
   readonly inputNames: string[];
   readonly outputNames: string[];
   run(feeds: Feeds): Promise<Map<string, Tensor>>;
+  /** Bytes of the wasm memory now: weights plus the largest activation plan so far. */
+  readonly memoryBytes: number;
 }
 
 /** Where the weight bytes come from: verified before use by the caller. */
@@ -134,6 +136,10 @@ class WasmSession implements RuntimeSession {
     }
   }
 
+  get memoryBytes(): number {
+    return this.memory.buffer.byteLength;
+  }
+
   private pagesFor(bytes: number): number {
     return Math.max(1, Math.ceil(bytes / WASM_PAGE));
   }
@@ -145,7 +151,12 @@ class WasmSession implements RuntimeSession {
         `the model needs ${(bytes / 2 ** 30).toFixed(2)} GiB of wasm memory (weights + activations), more than wasm32's 4 GiB; lower the weights to fewer bits (--lower --bits 4 or 2) or use shorter inputs`);
     }
     const have = this.memory.buffer.byteLength;
-    if (bytes > have) this.memory.grow(this.pagesFor(bytes - have));
+    if (bytes <= have) return;
+    try {
+      this.memory.grow(this.pagesFor(bytes - have));
+    } catch {
+      throw new LlmccError(`cannot grow the wasm memory to ${(bytes / 2 ** 20).toFixed(1)} MiB (this engine refused); lower the weights to fewer bits or use shorter inputs`);
+    }
   }
 
   private weightTensor(w: WeightEntry): Tensor {

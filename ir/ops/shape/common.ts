@@ -110,6 +110,13 @@ export function resolveAxis(ctx: OpContextBase, axis: number, rank: number, what
 }
 
 /** `count` fresh symbolic dims, for sizes inference cannot know. */
+/** Ranks beyond this are refused (real models stay below 10; ONNX Runtime also caps rank). */
+export const MAX_RANK = 1024;
+
 export function freshDims(ctx: InferContext, count: number): Dim[] {
+  // The rank comes from a (declared) shape-tensor length: a damaged file can claim billions.
+  if (!Number.isSafeInteger(count) || count < 0 || count > MAX_RANK) {
+    throw ctx.attrs.error(`a shape of rank ${count} is not supported (at most ${MAX_RANK})`);
+  }
   return Array.from({ length: count }, () => ctx.symbols.fresh());
 }
