@@ -30,6 +30,11 @@ export interface LutLowerOptions {
   table?: TableKind;
   /** Rows interleaved per tile in the plane layout (default 1). */
   rowsPerTile?: number;
+  /**
+   * Treat rowsPerTile as a target's preference: a layer whose N is not a multiple of it keeps
+   * 1 row per tile instead of being an error (default false).
+   */
+  rowsPerTileFallback?: boolean;
 }
 
 const LLMCC = 'llmcc';
@@ -81,7 +86,8 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
   run(model: Model, options: LutLowerOptions = {}): PassResult {
     const g = options.g ?? 4;
     const table = options.table ?? 'i8';
-    const rowsPerTile = options.rowsPerTile ?? 1;
+    const preferredRowsPerTile = options.rowsPerTile ?? 1;
+    checkRowsPerTile(preferredRowsPerTile, preferredRowsPerTile);
     if (table !== 'i8' && table !== 'f32') throw new LlmccError(`lut-lower: table must be 'i8' or 'f32', got '${String(table)}'`);
     const graph = model.graph;
     const stats = emptyStats();
@@ -119,6 +125,7 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
       const zeroW = zeroName ? graph.initializers.get(zeroName) : undefined;
       const constantWeights = codesW && scalesW && (!zeroName || zeroW);
       checkGroupLayout(K, g, groupSize, where);
+      const rowsPerTile = options.rowsPerTileFallback && N % preferredRowsPerTile !== 0 ? 1 : preferredRowsPerTile;
       checkRowsPerTile(N, rowsPerTile, where);
       if (table === 'i8') {
         const bounds = checkAccumulationFits(bits, g, groupSize, where);

@@ -176,6 +176,38 @@ describe('shape group: evaluation', () => {
     expect([fill.dtype, fill.toArray()]).toEqual(['i32', [7, 7, 7, 7]]);
   });
 
+  it('Tile (block copies) matches the per-element definition; refuses outputs over the size budget', () => {
+    const cases: [number[], number[]][] = [[[], []], [[3], [4]], [[2, 3], [1, 1]], [[2, 3], [3, 2]], [[2, 1, 3], [2, 3, 1]], [[2, 3], [0, 2]], [[0, 2], [3, 1]], [[2, 3, 4, 5], [2, 1, 3, 2]]];
+    for (const [shape, repeats] of cases) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const x = f32(range(size), shape);
+      const out = run('Tile', [x, i64(repeats)])[0];
+      const outShape = shape.map((d, i) => d * repeats[i]);
+      expect(out.shape).toEqual(outShape);
+      const expected: number[] = [];
+      const outSize = outShape.reduce((a, b) => a * b, 1);
+      for (let flat = 0; flat < outSize; flat++) {
+        let rest = flat;
+        let source = 0;
+        let stride = 1;
+        for (let d = shape.length - 1; d >= 0; d--) {
+          source += ((rest % outShape[d]) % shape[d]) * stride;
+          rest = Math.floor(rest / outShape[d]);
+          stride *= shape[d];
+        }
+        expected.push(source);
+      }
+      expect(out.toArray()).toEqual(expected);
+    }
+    const strings = new Tensor('string', [2], ['a', 'b']);
+    expect(run('Tile', [strings, i64([2])])[0].data).toEqual(['a', 'b', 'a', 'b']);
+    // A large output is one pass of memmoves, not per-element index math (was > 20 s).
+    const started = performance.now();
+    expect(run('Tile', [f32(range(120), [2, 3, 4, 5]), i64([7, 6, 4, 2048])])[0].size).toBe(120 * 7 * 6 * 4 * 2048);
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(() => run('Tile', [f32(range(120), [2, 3, 4, 5]), i64([7, 6, 4, 65536])])).toThrow(/more than the .* one tensor may hold/);
+  });
+
   it('Einsum: matmul, transpose, diagonal, sum, ellipsis, implicit output', () => {
     const a = f32(range(6), [2, 3]);
     const b = f32(range(6), [3, 2]);

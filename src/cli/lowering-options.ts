@@ -4,6 +4,7 @@ import { LlmccError } from '../../ir/errors.js';
 import type { WeightBits } from '../../ir/quant.js';
 import type { LoweringOptions } from '../../passes/pipeline.js';
 import { parseBitsMap, type QuantSchemeOptions } from '../../passes/quant/layers.js';
+import { WASM_LUT_LAYOUT } from '../../targets/wasm/kernels/lut/common.js';
 
 /** The low-bit flags shared by `run`, `compile` and `inspect --quant`. */
 export interface LoweringFlags {
@@ -64,11 +65,14 @@ export function quantSchemeFromFlags(flags: LoweringFlags): QuantSchemeOptions |
   return options;
 }
 
-export function loweringFromFlags(flags: LoweringFlags): LoweringOptions {
+/** The lowering options of the flags; `target` picks the plane layout its LUT kernel wants. */
+export function loweringFromFlags(flags: LoweringFlags, target?: string): LoweringOptions {
   const quantize = quantSchemeFromFlags(flags);
+  // wasm's fast LutMatMul reads 16 interleaved rows per v128 load.
+  const tiles = target === 'wasm' ? { rowsPerTile: WASM_LUT_LAYOUT.rowsPerTile, rowsPerTileFallback: true } : {};
   return {
     ...(quantize ? { quantize } : {}),
-    lut: { g: positiveInt(flags.g, '--g'), table: flags.table },
+    lut: { g: positiveInt(flags.g, '--g'), table: flags.table, ...tiles },
     fuse: flags.fuse,
   };
 }

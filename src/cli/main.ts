@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { benchGemvCommand, type BenchGemvOptions } from './commands/bench.js';
 import { compileCommand, type CompileOptions } from './commands/compile.js';
 import { conformanceCommand } from './commands/conformance.js';
+import { generateCommand, type GenerateCliOptions } from './commands/generate.js';
 import { inspectCommand, type InspectOptions } from './commands/inspect.js';
 import { runCommand, type RunOptions } from './commands/run.js';
 import { EXIT_INVALID, reportError } from './errors.js';
@@ -62,6 +63,20 @@ function buildProgram(exit: (code: number) => void): Command {
     .option('--lower', 'apply low-bit lowering first (pre-quantized import, --bits quantization, LUT lowering, fusion)')
     .option('--stats', 'print what each pass did (to stderr)'))
     .action(async (model: string, opts: CompileOptions) => exit(await compileCommand(model, opts)));
+
+  program.command('generate')
+    .description('generate tokens with a decoder (KV cache): prefill, then one token per step; prints ids, tokens/s, time to first token')
+    .argument('<model>', 'model.onnx, or a compiled bundle (model.llmcc)')
+    .requiredOption('--prompt-ids <ids>', 'prompt token ids, comma-separated')
+    .option('--target <name>', 'target to run on', 'ref')
+    .option('--max-tokens <n>', 'most new tokens', parseNumber, 32)
+    .option('--temperature <t>', 'sampling temperature (0 = greedy)', parseNumber)
+    .option('--top-k <k>', 'sample among the k most likely tokens', parseNumber)
+    .option('--top-p <p>', 'sample among the most likely tokens covering probability p', parseNumber)
+    .option('--seed <s>', 'sampling seed', parseNumber)
+    .option('--stop <ids>', 'stop after any of these token ids (comma-separated)')
+    .option('--json', 'last line: {"tokens": [...], "tokens_per_s": ..., "ttft_ms": ...}')
+    .action(async (model: string, opts: GenerateCliOptions) => exit(await generateCommand(model, opts)));
 
   const bench = program.command('bench')
     .description('benchmarks; bare `bench` runs the default GEMV/GEMM suite (llmcc-wasm vs ONNX Runtime)')

@@ -24,6 +24,8 @@ export type Feeds = Record<string, Tensor> | ReadonlyMap<string, Tensor>;
 export interface RuntimeSession {
   readonly inputNames: string[];
   readonly outputNames: string[];
+  /** Declared dtype and shape of each graph input and output (what generate() binds by). */
+  readonly signature: Pick<WasmProgram, 'inputs' | 'outputs'>;
   run(feeds: Feeds): Promise<Map<string, Tensor>>;
   /** Bytes of the wasm memory now: weights plus the largest activation plan so far. */
   readonly memoryBytes: number;
@@ -78,6 +80,7 @@ export async function createSession(parts: ProgramParts): Promise<RuntimeSession
 class WasmSession implements RuntimeSession {
   readonly inputNames: string[];
   readonly outputNames: string[];
+  readonly signature: Pick<WasmProgram, 'inputs' | 'outputs'>;
   private memory!: WebAssembly.Memory;
   private steps: PreparedStep[] = [];
   private weightBase = 0;
@@ -89,6 +92,7 @@ class WasmSession implements RuntimeSession {
   constructor(private readonly program: WasmProgram, private readonly weightBytes: Uint8Array) {
     this.inputNames = program.inputs.map((i) => i.name);
     this.outputNames = program.outputs.map((o) => o.name);
+    this.signature = { inputs: program.inputs, outputs: program.outputs };
     this.opsets = new Map(program.opsets);
     for (const w of program.weights) this.weightsByName.set(w.name, w);
   }

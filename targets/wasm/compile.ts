@@ -22,6 +22,7 @@ import { Attrs } from '../../ir/ops/attrs.js';
 import { lookupOp } from '../../ir/ops/registry.js';
 import { Tensor, sizeOf } from '../../ir/tensor.js';
 import { verifyModel } from '../../ir/verify.js';
+import { importPrequantizedPass } from '../../passes/import-prequantized.js';
 import { ARENA_ALIGN, WASM32_MAX_BYTES, alignUp, arenaBytes, arenaDtypeOf } from './arena.js';
 import type { KernelBuildContext, WasmKernelDef } from './kernel-def.js';
 import { wasmKernelTable, wasmModuleBuilder } from './links.js';
@@ -78,6 +79,9 @@ interface Classified {
 
 export async function compileWasm(model: Model, options: WasmCompileOptions = {}): Promise<CompiledWasm> {
   verifyModel(model);
+  // MatMulNBits / DequantizeLinear→MatMul run as llmcc.QuantMatMul (and llmcc.UnpackNBits for
+  // weights fed as graph inputs): the form the wasm kernels implement. Rewrites `model` in place.
+  if (importPrequantizedPass.run(model).changed) verifyModel(model);
   const graph = model.graph;
   const classified = await classify(model);
   const { steps, constants } = classified;

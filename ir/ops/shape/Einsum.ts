@@ -96,6 +96,7 @@ export const Einsum: OpDef = {
   domain: '',
   op: 'Einsum',
   infer(ctx) {
+    if (ctx.inputs.length === 0) throw ctx.attrs.error('Einsum needs at least one input');
     const types = ctx.inputs.map((_, i) => inputType(ctx, i));
     const dtype = types[0].dtype;
     if (types.some((t) => !t.shape)) return [outputInfo(dtype, undefined)];
@@ -105,6 +106,7 @@ export const Einsum: OpDef = {
     return [outputInfo(dtype, eq.output.map((l) => sizes.get(l) ?? 1))];
   },
   evaluate(ctx) {
+    if (ctx.inputs.length === 0) throw ctx.attrs.error('Einsum needs at least one input');
     const inputs = ctx.inputs.map((t, i) => {
       if (!t) throw ctx.attrs.error(`missing required input ${i}`);
       return t;

@@ -35,7 +35,7 @@ export async function compileCommand(modelPath: string, options: CompileOptions)
   if (!options.lower && (options.bits !== undefined || options.bitsMap || options.keep?.length)) {
     throw new LlmccError('--bits, --keep and --bits-map take effect with --lower');
   }
-  const lowering = options.lower ? loweringFromFlags(options) : undefined;
+  const lowering = options.lower ? loweringFromFlags(options, options.target) : undefined;
   const model = await loadModel(modelPath);
   verifyModel(model);
   if (lowering) {

@@ -36,7 +36,7 @@ export async function runCommand(modelPath: string, options: RunOptions): Promis
   if (!options.lower && (options.bits !== undefined || options.bitsMap || options.keep?.length)) {
     throw new LlmccError('--bits, --keep and --bits-map take effect with --lower');
   }
-  const lowering = options.lower ? loweringFromFlags(options) : undefined;
+  const lowering = options.lower ? loweringFromFlags(options, options.target) : undefined;
   const model = await loadModel(modelPath);
   if (lowering) {
     const records = runLoweringPipeline(model, lowering);
@@ -50,7 +50,7 @@ export async function runCommand(modelPath: string, options: RunOptions): Promis
 }
 
 /** Whether a file is an llmcc bundle (by its magic), so `run` accepts both kinds. */
-async function isBundleFile(file: string): Promise<boolean> {
+export async function isBundleFile(file: string): Promise<boolean> {
   if (file.endsWith('.llmcc')) return true;
   try {
     const handle = await fs.promises.open(file, 'r');

@@ -33,11 +33,16 @@ import { transposeKernel } from './Transpose.js';
 import { triluKernel } from './Trilu.js';
 // W2: low-bit LUT kernels.
 import { lutKernels } from './lut/index.js';
+// Pre-quantized weights (MatMulNBits imported as llmcc.QuantMatMul / llmcc.UnpackNBits).
+import { quantMatMulKernel } from './QuantMatMul.js';
+import { unpackNBitsKernel } from './UnpackNBits.js';
 
 /** Every wasm kernel, one per (domain, op). Each engineer adds their lines. */
 export const wasmKernels: WasmKernelDef[] = [
   // W2
   ...lutKernels,
+  quantMatMulKernel,
+  unpackNBitsKernel,
   // W1
   ...unaryKernels,
   ...binaryKernels,

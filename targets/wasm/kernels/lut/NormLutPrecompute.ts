@@ -12,7 +12,8 @@ import { emitPrecomputeRow } from './precompute-emit.js';
  * sum v is written to skip_sum (or, without it, to y as a staging row), the norm statistics
  * are f32 (the reference uses f64: y may differ in the last bit, and a table code then by
  * one step), and the tables are built from the stored y exactly as LutPrecompute would.
- * Scalar arguments: M (rows) and the rows of skip (it repeats over the leading rows).
+ * Scalar arguments: M (rows) and the rows of skip (it repeats over the leading rows). Without
+ * the y output, y's rows are staged in the scratch buffer.
  */
 
 function hiddenOf(ctx: KernelBuildContext): number {
@@ -20,6 +21,11 @@ function hiddenOf(ctx: KernelBuildContext): number {
   const h = shape ? shape[shape.length - 1] : undefined;
   if (typeof h !== 'number') throw new Attrs(ctx.node).error('NormLutPrecompute on wasm needs a static last dim');
   return h;
+}
+
+/** Whether the lowering kept y (it drops it when only the tables are read). */
+function hasOutputY(node: Node): boolean {
+  return node.outputs.length > 0 && node.outputs[0] !== '';
 }
 
 export function buildNormLutPrecompute(ctx: KernelBuildContext): Kernel {
@@ -34,12 +40,16 @@ export function buildNormLutPrecompute(ctx: KernelBuildContext): Kernel {
   const beta = ctx.inputs[2] ? k.buffer('beta', 'f32', 'read') : undefined;
   const skip = ctx.inputs[3] ? k.buffer('skip', 'f32', 'read') : undefined;
   const skipBias = ctx.inputs[4] ? k.buffer('skip_bias', 'f32', 'read') : undefined;
-  const y = k.buffer('y', 'f32', 'readwrite');
+  // Buffers come only for present outputs: without y, the normalized rows go to the scratch buffer.
+  const hasY = hasOutputY(ctx.node);
+  const yOutput = hasY ? k.buffer('y', 'f32', 'readwrite') : undefined;
   const tables = k.buffer('tables', table, 'write');
   const tableScales = k.buffer('table_scales', 'f32', 'write');
   const actSums = k.buffer('act_sums', 'f32', 'write');
   const hasSkipSum = ctx.node.outputs.length > 4 && ctx.node.outputs[4] !== '';
   const skipSum = hasSkipSum ? k.buffer('skip_sum', 'f32', 'readwrite') : undefined;
+  const scratch = k.buffer('scratch', 'f32', 'readwrite');
+  const y = yOutput ?? scratch;
   const M = k.scalar('M');
   const skipRows = k.scalar('skip_rows');
   const staging = skipSum ?? y;
@@ -88,5 +98,11 @@ export const normLutPrecomputeKernel: WasmKernelDef = {
   args(_node: Node, shapes: LaunchShapes): number[] {
     const skip = shapes.inputs[3];
     return [leadingDims(shapes.inputs[0], 1), skip ? Math.max(1, leadingDims(skip, 1)) : 1];
+  },
+  // Always defined (the convention then always passes one): the rows of y when y is absent.
+  scratchBytes(node: Node, shapes: LaunchShapes): number {
+    if (hasOutputY(node)) return 16;
+    const x = shapes.inputs[0] ?? [];
+    return Math.max(16, leadingDims(x, 1) * (x[x.length - 1] ?? 1) * 4);
   },
 };
