@@ -7,7 +7,8 @@
  * target-neutral expansions in codegen/mathlib.ts; binaryen inlines them where it pays.
  * Typing conventions are those documented in codegen/builder.ts.
  */
-import binaryen from 'binaryen';
+import type Binaryen from 'binaryen';
+import binaryen from './binaryen.js';
 import {
   byteSize,
   isVector,
@@ -24,7 +25,7 @@ import {
 } from '../kernel.js';
 import { mathFunction, type MathFunction, type MathOp } from '../mathlib.js';
 
-type Ref = binaryen.ExpressionRef;
+type Ref = Binaryen.ExpressionRef;
 
 export interface WasmBuildOptions {
   /** Run binaryen's optimizer (level 3). Default true. */
@@ -76,7 +77,7 @@ export function buildWasmModule(kernels: Kernel[], options: WasmBuildOptions = {
 }
 
 /** Wasm value type of a kernel-form type. */
-function wasmType(t: ValueType): binaryen.Type {
+function wasmType(t: ValueType): Binaryen.Type {
   if (isVector(t)) return binaryen.v128;
   return t === 'f32' || t === 'f16' ? binaryen.f32 : binaryen.i32;
 }
@@ -94,7 +95,7 @@ class HelperTable {
   private readonly created = new Map<string, string>();
   private readonly building = new Set<string>();
 
-  constructor(private readonly module: binaryen.Module) {}
+  constructor(private readonly module: Binaryen.Module) {}
 
   get(op: MathOp, type: ValueType): string {
     const key = `llmcc_${op}_${type}`;
@@ -110,9 +111,9 @@ class HelperTable {
   }
 }
 
-function compileKernel(module: binaryen.Module, kernel: Kernel, helpers: HelperTable): void {
+function compileKernel(module: Binaryen.Module, kernel: Kernel, helpers: HelperTable): void {
   const fc = new FunctionCompiler(module, helpers, kernel.name);
-  const paramTypes: binaryen.Type[] = [];
+  const paramTypes: Binaryen.Type[] = [];
   for (const p of kernel.params) {
     if (p.kind === 'buffer') {
       fc.declareParam(p.name, 'i32');
@@ -126,7 +127,7 @@ function compileKernel(module: binaryen.Module, kernel: Kernel, helpers: HelperT
   module.addFunction(kernel.name, binaryen.createType(paramTypes), binaryen.none, fc.varTypes(), body);
 }
 
-function compileMathFunction(module: binaryen.Module, name: string, fn: MathFunction, helpers: HelperTable): void {
+function compileMathFunction(module: Binaryen.Module, name: string, fn: MathFunction, helpers: HelperTable): void {
   const fc = new FunctionCompiler(module, helpers, name);
   fc.declareParam(fn.arg, fn.argType);
   const stmts = fc.stmts(fn.body);
@@ -138,12 +139,12 @@ function compileMathFunction(module: binaryen.Module, name: string, fn: MathFunc
 class FunctionCompiler {
   readonly buffers = new Map<string, ScalarType>();
   private readonly locals = new Map<string, { index: number; type: ValueType }>();
-  private readonly vars: binaryen.Type[] = [];
+  private readonly vars: Binaryen.Type[] = [];
   private paramCount = 0;
   private labels = 0;
 
   constructor(
-    private readonly m: binaryen.Module,
+    private readonly m: Binaryen.Module,
     private readonly helpers: HelperTable,
     private readonly fnName: string,
   ) {}
@@ -154,7 +155,7 @@ class FunctionCompiler {
     this.locals.set(name, { index: this.paramCount++, type });
   }
 
-  varTypes(): binaryen.Type[] {
+  varTypes(): Binaryen.Type[] {
     return this.vars;
   }
 

@@ -42,6 +42,15 @@ function workerUrl(): URL {
   return new URL(`./worker${ext}`, import.meta.url);
 }
 
+/** Where binaryen (the wasm target's code generator) resolves from here, if installed. */
+function binaryenUrl(): string | undefined {
+  try {
+    return import.meta.resolve('binaryen');
+  } catch {
+    return undefined;
+  }
+}
+
 class Slot {
   private worker: Worker | undefined;
   private isReady = false;
@@ -52,8 +61,13 @@ class Slot {
   private start(): Worker {
     const isTs = import.meta.url.endsWith('.ts');
     // Under tsx (npm run fuzz) the worker registers the TypeScript loader itself first.
+    // It loads binaryen (15 MB of JS) before that: through tsx's hooks the import takes
+    // ~50 s instead of ~3 s, and the later import from the wasm target hits the module cache.
+    const preload = binaryenUrl();
+    const bootstrap = `${preload ? `import(${JSON.stringify(preload)}).catch(() => undefined).then(() => ` : 'Promise.resolve().then(() => '}` +
+      `import('tsx/esm/api')).then((tsx) => { tsx.register(); return import(${JSON.stringify(workerUrl().href)}); });`;
     const entry = isTs
-      ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(workerUrl().href)}); });`, { eval: true, ...this.workerOptions() })
+      ? new Worker(bootstrap, { eval: true, ...this.workerOptions() })
       : new Worker(workerUrl(), this.workerOptions());
     return this.attach(entry);
   }
