@@ -136,7 +136,7 @@ class WasmSession implements RuntimeSession {
     // Weights read by kernels go into the arena once.
     for (const w of this.program.weights) {
       if (w.arenaOffset === undefined) continue;
-      writeToArena(this.memory.buffer, this.weightBase + w.arenaOffset, this.weightTensor(w), `weight '${w.name}'`);
+      writeToArena(this.memory.buffer, this.weightBase + w.arenaOffset, this.weightTensor(w), `weight '${w.name}'`, true);
     }
   }
 

@@ -43,7 +43,12 @@ export function arenaBytes(dtype: DType, count: number): number {
  * Writes a tensor's elements into the arena at byte offset `offset` in its storage type.
  * Integers that do not fit 32 bits are refused (the wasm target computes in i32).
  */
-export function writeToArena(buffer: ArrayBuffer, offset: number, tensor: Tensor, what: string): void {
+/**
+ * `saturateInt64`: for constants, int64 values beyond the 32-bit range saturate instead of
+ * failing — exporters write INT64_MAX / MAX_SAFE_INTEGER as "to the end" sentinels (Slice ends),
+ * which every consumer clamps anyway. Run-time inputs keep the range check.
+ */
+export function writeToArena(buffer: ArrayBuffer, offset: number, tensor: Tensor, what: string, saturateInt64 = false): void {
   const values = tensor.numbers();
   const count = values.length;
   const storage = arenaDtypeOf(tensor.dtype);
@@ -69,6 +74,10 @@ export function writeToArena(buffer: ArrayBuffer, offset: number, tensor: Tensor
   // i64 / u64 (Float64Array of integers): narrow with a range check.
   for (let i = 0; i < count; i++) {
     const v = values[i];
+    if (saturateInt64 && !Number.isNaN(v)) {
+      out[i] = Math.min(2147483647, Math.max(-2147483648, v));
+      continue;
+    }
     if (v < -2147483648 || v > 2147483647 || Number.isNaN(v)) {
       throw new LlmccError(`${what} holds ${v} at element ${i}, outside the 32-bit integer range of the wasm target`);
     }
