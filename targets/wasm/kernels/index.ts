@@ -31,6 +31,9 @@ import { tensorScatterKernel } from './TensorScatter.js';
 import { tileKernel } from './Tile.js';
 import { transposeKernel } from './Transpose.js';
 import { triluKernel } from './Trilu.js';
+// HB: index and scan kernels.
+import { argMaxKernel, argMinKernel } from './ArgMax.js';
+import { cumSumKernel } from './CumSum.js';
 // W2: low-bit LUT kernels.
 import { lutKernels } from './lut/index.js';
 // Pre-quantized weights (MatMulNBits imported as llmcc.QuantMatMul / llmcc.UnpackNBits).
@@ -77,6 +80,10 @@ export const wasmKernels: WasmKernelDef[] = [
   tileKernel,
   transposeKernel,
   triluKernel,
+  // HB
+  argMaxKernel,
+  argMinKernel,
+  cumSumKernel,
 ];
 
 /** The kernel definition for an op on wasm, or undefined. */
