@@ -299,7 +299,8 @@ export async function classify(model: Model): Promise<Classified> {
     };
     let reason: string | undefined;
     try {
-      reason = def.check(ctx);
+      // Every kernel writes output 0; a node whose first output was dropped has nothing to build.
+      reason = node.outputs[0] ? def.check(ctx) : 'its first output is omitted';
     } catch (error) {
       reason = error instanceof Error ? error.message : String(error);
     }

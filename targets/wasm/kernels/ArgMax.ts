@@ -8,7 +8,7 @@
 import { KernelBuilder, add, eq, gt, i32, lt, mul, ne, or, select, type Expr } from '../../../codegen/builder.js';
 import type { Node } from '../../../ir/graph.js';
 import type { KernelBuildContext, LaunchShapes, WasmKernelDef } from '../kernel-def.js';
-import { checkElems, computeOf, elemOf } from './elementwise.js';
+import { checkArity, checkElems, computeOf, elemOf } from './elementwise.js';
 
 type Kind = 'ArgMax' | 'ArgMin';
 
@@ -32,7 +32,7 @@ export function checkAxis(axis: number, rank: number): string | undefined {
 function checkArg(ctx: KernelBuildContext, kind: Kind): string | undefined {
   const input = ctx.inputs[0];
   if (!input || input.dtype === 'string') return `${kind} does not accept ${input?.dtype ?? 'unknown'} inputs`;
-  const reason = checkElems(ctx);
+  const reason = checkArity(ctx, 1, 1) ?? checkElems(ctx);
   if (reason) return reason;
   if (!input.shape) return 'input rank is unknown';
   const axis = intAttr(ctx.node, 'axis', 0);

@@ -9,7 +9,7 @@ import { KernelBuilder, add, eq, i32, lt, mul, select, sub, type Expr } from '..
 import type { LaunchShapes, WasmKernelDef } from '../kernel-def.js';
 import type { Node } from '../../../ir/graph.js';
 import { checkAxis } from './ArgMax.js';
-import { checkElems, computeOf, elemOf, wrapInt } from './elementwise.js';
+import { checkArity, checkElems, computeOf, elemOf, wrapInt } from './elementwise.js';
 
 function intAttr(node: Node, name: string, fallback: number): number {
   const a = node.attributes.get(name);
@@ -22,7 +22,7 @@ export const cumSumKernel: WasmKernelDef = {
   check(ctx) {
     const input = ctx.inputs[0];
     if (!input || input.dtype === 'string' || input.dtype === 'bool') return `CumSum does not accept ${input?.dtype ?? 'unknown'} inputs`;
-    const reason = checkElems(ctx);
+    const reason = checkArity(ctx, 2, 1) ?? checkElems(ctx);
     if (reason) return reason;
     if (!input.shape) return 'input rank is unknown';
     if (input.shape.length === 0) return 'CumSum needs an input of rank 1 or more';

@@ -5,7 +5,7 @@ import type { LaunchShapes, WasmKernelDef } from '../kernel-def.js';
 import { emitGemmTile } from './MatMul.js';
 import { emitCacheConcat, emitMsCore } from './ms-attention-util.js';
 import type { Loc } from './attention-util.js';
-import { checkArenaTypes, declareIO, rankOf, scalars, shapeIn } from './nn-util.js';
+import { arenaElem, checkArenaTypes, declareIO, rankOf, scalars, shapeIn } from './nn-util.js';
 
 function intAttr(node: Node, name: string, fallback: number): number {
   const a = node.attributes.get(name);
@@ -51,6 +51,13 @@ export const msAttentionKernel: WasmKernelDef = {
     if (mask && (mask.dtype !== 'i32' || !rankOf(mask) || rankOf(mask)! > 3)) return 'mask_index must be int32 of rank 1 to 3';
     if (ctx.inputs[5] && rankOf(ctx.inputs[5]) !== 4) return 'attention_bias must be 4-D';
     if (ctx.node.inputs.length > 6 && ctx.node.inputs.slice(6).some((n) => n)) return 'past_sequence_length and later inputs are not supported';
+    // The template computes in f32 throughout: every tensor but mask_index must be a float.
+    for (const [i, t] of ctx.inputs.entries()) {
+      if (t && i !== 3 && arenaElem(t.dtype) !== 'f32') return `input ${i} has dtype ${t.dtype}; only float inputs are supported`;
+    }
+    for (const [i, t] of ctx.outputs.entries()) {
+      if (ctx.node.outputs[i] && arenaElem(t.dtype) !== 'f32') return `output ${i} has dtype ${t.dtype}; only float outputs are supported`;
+    }
     return checkArenaTypes(ctx);
   },
   build(ctx) {

@@ -8,6 +8,7 @@ import {
 } from '../../../codegen/builder.js';
 import { isFloat } from '../../../ir/dtype.js';
 import type { KernelBuildContext, WasmKernelDef } from '../kernel-def.js';
+import { checkArity } from './elementwise.js';
 import { lane, rowMap, rowReduce } from './norm-util.js';
 
 function axisOf(ctx: KernelBuildContext, rank: number): number {
@@ -26,6 +27,8 @@ function define(op: 'Softmax' | 'LogSoftmax'): WasmKernelDef {
       const t = ctx.inputs[0];
       if (!t?.shape) return 'input rank is unknown';
       if (!isFloat(t.dtype)) return `${op} needs a float input`;
+      const arity = checkArity(ctx, 1, 1);
+      if (arity) return arity;
       const rank = t.shape.length;
       const axis = axisOf(ctx, Math.max(rank, 1));
       if (rank > 0 && (axis < 0 || axis >= rank)) return `axis out of range for rank ${rank}`;

@@ -44,6 +44,19 @@ export function computeOf(dtype: DType): 'f32' | 'i32' | 'u32' {
   return elem === 'f32' ? 'f32' : elem === 'u32' ? 'u32' : 'i32';
 }
 
+/**
+ * Why the node has present inputs/outputs beyond what a kernel with fixed buffer params
+ * declares, or undefined. The runtime passes every present input and output as a buffer,
+ * so an extra one would shift the later params (and trap or corrupt memory).
+ */
+export function checkArity(ctx: KernelBuildContext, maxInputs: number, maxOutputs: number): string | undefined {
+  const extraIn = ctx.node.inputs.findIndex((name, i) => i >= maxInputs && name);
+  if (extraIn >= 0) return `input ${extraIn} is beyond the ${maxInputs} input(s) ${ctx.node.op} takes`;
+  const extraOut = ctx.node.outputs.findIndex((name, i) => i >= maxOutputs && name);
+  if (extraOut >= 0) return `output ${extraOut} is beyond the ${maxOutputs} output(s) ${ctx.node.op} has`;
+  return undefined;
+}
+
 /** Why the node's tensors cannot live in the arena, or undefined. */
 export function checkElems(ctx: KernelBuildContext): string | undefined {
   for (const [i, t] of ctx.inputs.entries()) {

@@ -12,7 +12,7 @@ import {
 import type { DType } from '../../../ir/dtype.js';
 import { isFloat } from '../../../ir/dtype.js';
 import type { KernelBuildContext, WasmKernelDef } from '../kernel-def.js';
-import { checkElems, computeOf, elemOf, wrapInt } from './elementwise.js';
+import { checkArity, checkElems, computeOf, elemOf, wrapInt } from './elementwise.js';
 
 interface Reducer {
   op: string;
@@ -187,7 +187,8 @@ function define(reducer: Reducer): WasmKernelDef {
       if (!dtype || dtype === 'string') return `${reducer.op} does not accept ${dtype ?? 'unknown'} inputs`;
       if (reducer.floatOnly && !isFloat(dtype)) return `${reducer.op} of ${dtype} is not supported on wasm`;
       if (dtype === 'bool' && reducer.combine !== 'max' && reducer.combine !== 'min') return `${reducer.op} does not accept bool inputs`;
-      const reason = checkElems(ctx);
+      const axesInput = (ctx.opset ?? reducer.axesInputSince) >= reducer.axesInputSince;
+      const reason = checkArity(ctx, axesInput ? 2 : 1, 1) ?? checkElems(ctx);
       if (reason) return reason;
       const p = plan(ctx, reducer);
       return typeof p === 'string' ? p : undefined;
