@@ -50,7 +50,7 @@ export function interpret(
   for (const input of graph.inputs) {
     const fed = feeds.get(input.name);
     if (fed) {
-      checkFeed(input.name, input.type, fed);
+      checkAgainstType('input', input.name, input.type, fed);
       scope.set(input.name, fed);
     } else if (!graph.initializers.has(input.name)) {
       throw new LlmccError(`missing value for graph input '${input.name}'`);
@@ -61,30 +61,16 @@ export function interpret(
   for (const output of graph.outputs) {
     const type = graph.valueInfo.get(output.name) ?? output.type;
     const value = results.get(output.name);
-    if (type && value) checkOutput(output.name, type, value);
+    if (value) checkAgainstType('output', output.name, type, value);
   }
   return results;
 }
 
-function checkOutput(name: string, type: TensorType, value: Tensor): void {
-  if (type.dtype !== value.dtype) {
-    throw new LlmccError(`output '${name}' has dtype ${value.dtype} but the model declares ${type.dtype}`);
-  }
-  const shape = type.shape;
-  if (!shape) return;
-  const mismatch = shape.length !== value.shape.length ||
-    shape.some((d, i) => typeof d === 'number' && d !== value.shape[i]);
-  if (mismatch) {
-    throw new LlmccError(
-      `output '${name}' has shape [${value.shape.join(',')}] but the model declares [${shape.join(',')}]`,
-    );
-  }
-}
-
-function checkFeed(name: string, type: Graph['inputs'][number]['type'], value: Tensor): void {
+/** A feed or result must match the model's declared dtype and static dims. */
+function checkAgainstType(role: 'input' | 'output', name: string, type: TensorType | undefined, value: Tensor): void {
   if (!type) return;
   if (type.dtype !== value.dtype) {
-    throw new LlmccError(`input '${name}' has dtype ${value.dtype} but the model declares ${type.dtype}`);
+    throw new LlmccError(`${role} '${name}' has dtype ${value.dtype} but the model declares ${type.dtype}`);
   }
   const shape = type.shape;
   if (!shape) return;
@@ -92,7 +78,7 @@ function checkFeed(name: string, type: Graph['inputs'][number]['type'], value: T
     shape.some((d, i) => typeof d === 'number' && d !== value.shape[i]);
   if (mismatch) {
     throw new LlmccError(
-      `input '${name}' has shape [${value.shape.join(',')}] but the model declares [${shape.join(',')}]`,
+      `${role} '${name}' has shape [${value.shape.join(',')}] but the model declares [${shape.join(',')}]`,
     );
   }
 }

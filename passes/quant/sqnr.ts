@@ -1,3 +1,4 @@
+import { seededRandom } from '../../ir/random.js';
 /**
  * Signal-to-quantization-noise ratio and the seeded data used to measure it.
  */
@@ -15,17 +16,8 @@ export function sqnrDb(reference: ArrayLike<number>, approx: ArrayLike<number>):
   return 10 * Math.log10(signal / noise);
 }
 
-/** mulberry32: a small, fast, seedable PRNG giving uniform floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Re-exported: the project's one seeded PRNG lives in ir/random.ts. */
+export { seededRandom } from '../../ir/random.js';
 
 /** `count` standard-normal samples (Box–Muller), reproducible from `seed`, rounded to f32. */
 export function gaussian(seed: number, count: number): Float32Array {

@@ -1,3 +1,4 @@
+import { seededRandom } from '../../ir/random.js';
 /** Shared benchmark types and helpers. */
 
 export interface GemvShape {
@@ -26,14 +27,8 @@ export interface Timed {
 
 /** Fills `out` with f(u) for deterministic uniform u ∈ [0, 1) (mulberry32 from `seed`). */
 export function randomFill<T extends { length: number; [i: number]: number }>(out: T, seed: number, f: (u: number) => number): T {
-  let s = seed >>> 0;
-  for (let i = 0; i < out.length; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = f(((t ^ (t >>> 14)) >>> 0) / 4294967296);
-  }
+  const next = seededRandom(seed);
+  for (let i = 0; i < out.length; i++) out[i] = f(next());
   return out;
 }
 

@@ -13,6 +13,7 @@ import type { DType } from '../../ir/dtype.js';
 import { LlmccError } from '../../ir/errors.js';
 import type { Dim, Graph } from '../../ir/graph.js';
 import { Tensor } from '../../ir/tensor.js';
+import { seededRandom } from '../../ir/random.js';
 
 /** A graph input or output as the generator needs it. */
 export interface ValueSignature {
@@ -204,17 +205,7 @@ export function stepFeeds(bindings: DecoderBindings, tokens: number[], past: num
   return feeds;
 }
 
-/** A seeded PRNG (mulberry32): the same seed gives the same samples on every engine. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 export interface SamplingOptions {
   /** 0 or absent: greedy (argmax, first index on ties). */

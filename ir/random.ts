@@ -1,0 +1,15 @@
+/**
+ * mulberry32: a small, fast, seedable PRNG giving uniform floats in [0, 1). One definition for
+ * everything that must be reproducible from a seed (quantizer calibration, sampling, fuzzing,
+ * benchmark data), so the same seed means the same stream everywhere.
+ */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
