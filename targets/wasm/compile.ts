@@ -299,8 +299,8 @@ export async function classify(model: Model): Promise<Classified> {
     };
     let reason: string | undefined;
     try {
-      // Every kernel writes output 0; a node whose first output was dropped has nothing to build.
-      reason = node.outputs[0] ? def.check(ctx) : 'its first output is omitted';
+      // Kernels write output 0 unless they say otherwise; a dropped first output is refused.
+      reason = node.outputs[0] || def.firstOutputOptional ? def.check(ctx) : 'its first output is omitted';
     } catch (error) {
       reason = error instanceof Error ? error.message : String(error);
     }

@@ -46,4 +46,9 @@ export interface WasmKernelDef {
   build(ctx: KernelBuildContext): Kernel;
   args(node: Node, shapes: LaunchShapes): number[];
   scratchBytes?(node: Node, shapes: LaunchShapes): number;
+  /**
+   * True when the kernel still works with its first output omitted (e.g. NormLutPrecompute
+   * without the normalized activations); other kernels are refused for such nodes.
+   */
+  readonly firstOutputOptional?: boolean;
 }

@@ -89,6 +89,8 @@ export function buildNormLutPrecompute(ctx: KernelBuildContext): Kernel {
 export const normLutPrecomputeKernel: WasmKernelDef = {
   domain: 'llmcc',
   op: 'NormLutPrecompute',
+  // The lowering drops y when only the tables are read; the kernel then recomputes y in place.
+  firstOutputOptional: true,
   check(ctx) {
     const shape = ctx.inputs[0]?.shape;
     if (!shape || typeof shape[shape.length - 1] !== 'number') return 'the hidden size (last dim of x) must be static';
