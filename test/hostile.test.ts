@@ -163,3 +163,33 @@ describe('outputs are written atomically', () => {
     expect(fs.readFileSync(path.join(out, 'output_0.pb'), 'utf8')).toBe('previous');
   });
 });
+
+describe('resource limits', () => {
+  it('refuses a model whose weights exceed wasm32 memory, from shapes alone, leaving no bundle', () => {
+    // w: f32[1025, 1048576] = 4.004 GiB, in a sparse external file: nothing is ever read.
+    const dims = [1025, 1048576];
+    const bytes = dims[0] * dims[1] * 4;
+    const dir = path.join(root, 'oversize');
+    fs.mkdirSync(dir, { recursive: true });
+    const tensorType = { tensorType: { elemType: 1, shape: { dim: dims.map((d) => ({ dimValue: d })) } } };
+    fs.writeFileSync(path.join(dir, 'model.onnx'), onnx.ModelProto.encode({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'g',
+        node: [{ opType: 'Add', input: ['x', 'w'], output: ['y'], name: 'add' }],
+        initializer: [{
+          name: 'w', dataType: 1, dims, dataLocation: 1,
+          externalData: [{ key: 'location', value: 'w.bin' }, { key: 'offset', value: '0' }, { key: 'length', value: String(bytes) }],
+        }],
+        input: [{ name: 'x', type: tensorType }],
+        output: [{ name: 'y', type: tensorType }],
+      },
+    }).finish());
+    fs.closeSync(fs.openSync(path.join(dir, 'w.bin'), 'w'));
+    fs.truncateSync(path.join(dir, 'w.bin'), bytes);
+    const out = path.join(dir, 'model.llmcc');
+    expectRefused(llmcc('compile', path.join(dir, 'model.onnx'), '--target', 'wasm', '-o', out), /more than wasm32's 4 GiB; lower them to fewer bits/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+});

@@ -41,10 +41,8 @@ export function arenaBytes(dtype: DType, count: number): number {
 
 /**
  * Writes a tensor's elements into the arena at byte offset `offset` in its storage type.
- * Integers that do not fit 32 bits are refused (the wasm target computes in i32).
- */
-/**
- * `saturateInt64`: for constants, int64 values beyond the 32-bit range saturate instead of
+ * Integers that do not fit 32 bits are refused (the wasm target computes in i32), except that
+ * with `saturateInt64` (for constants) int64 values beyond the 32-bit range saturate instead of
  * failing — exporters write INT64_MAX / MAX_SAFE_INTEGER as "to the end" sentinels (Slice ends),
  * which every consumer clamps anyway. Run-time inputs keep the range check.
  */

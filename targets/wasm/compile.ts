@@ -110,6 +110,22 @@ export async function compileWasm(model: Model, options: WasmCompileOptions = {}
   // Initializers named like graph inputs are defaults for unfed inputs: stored, never placed.
   const weightNames = [...graph.initializers.keys(), ...constants.keys()]
     .filter((name) => isInput(name) || inArena.has(name) || hostNeeded.has(name) || graph.outputs.some((o) => o.name === name));
+  // The wasm32 limit is checked from shapes alone, before any weight is read: a model that
+  // cannot fit is refused in seconds, not after loading gigabytes.
+  const plannedArena = weightNames
+    .filter((name) => inArena.has(name) && !isInput(name))
+    .reduce((offset, name) => {
+      const constant = constants.get(name);
+      const weight = graph.initializers.get(name);
+      const dtype = constant?.dtype ?? weight!.dtype;
+      const count = constant?.size ?? weight!.shape.reduce((a, b) => a * b, 1);
+      return alignUp(offset + arenaBytes(dtype, count));
+    }, 0);
+  if (plannedArena >= WASM32_MAX_BYTES) {
+    throw new LlmccError(
+      `the weights need ${(plannedArena / 2 ** 30).toFixed(2)} GiB in the wasm arena, more than wasm32's 4 GiB; lower them to fewer bits (--lower --bits 4 or 2)`,
+      model.path);
+  }
   const weightParts: Uint8Array[] = [];
   const weights: WeightEntry[] = [];
   let fileOffset = 0;
@@ -126,11 +142,6 @@ export async function compileWasm(model: Model, options: WasmCompileOptions = {}
     weights.push(entry);
     weightParts.push(bytes);
     fileOffset = alignUp(fileOffset + bytes.byteLength);
-  }
-  if (arenaOffset >= WASM32_MAX_BYTES) {
-    throw new LlmccError(
-      `the weights need ${(arenaOffset / 2 ** 30).toFixed(2)} GiB in the wasm arena, more than wasm32's 4 GiB; lower them to fewer bits (--lower --bits 4 or 2)`,
-      model.path);
   }
   const weightBlob = new Uint8Array(fileOffset);
   weights.forEach((w, i) => weightBlob.set(weightParts[i], w.offset));
