@@ -9,13 +9,10 @@ import { KernelBuilder, add, eq, gt, i32, lt, mul, ne, or, select, type Expr } f
 import type { Node } from '../../../ir/graph.js';
 import type { KernelBuildContext, LaunchShapes, WasmKernelDef } from '../kernel-def.js';
 import { checkArity, checkElems, computeOf, elemOf } from './elementwise.js';
+import { intAttr } from './nn-util.js';
 
 type Kind = 'ArgMax' | 'ArgMin';
 
-function intAttr(node: Node, name: string, fallback: number): number {
-  const a = node.attributes.get(name);
-  return a?.kind === 'int' ? a.value : fallback;
-}
 
 /** The input shape split at the (normalised) axis: [outer, length, inner]. */
 export function splitAtAxisArgs(shape: readonly number[], axis: number): [number, number, number] {

@@ -3,16 +3,8 @@ import { add, cast, div, f32, ge, gt, i32, lt, max, mul, ne, sqrt, sub, tanh } f
 import type { Node } from '../../../ir/graph.js';
 import type { LaunchShapes, WasmKernelDef } from '../kernel-def.js';
 import { type Loc, at, emitDot, emitSoftmax, emitWeightedSum, fselect } from './attention-util.js';
-import { checkArenaTypes, declareIO, imin, rankOf, scalars, shapeIn, stridesOf } from './nn-util.js';
+import { checkArenaTypes, declareIO, imin, rankOf, scalars, shapeIn, stridesOf, intAttr, optionalFloatAttr } from './nn-util.js';
 
-function intAttr(node: Node, name: string, fallback: number): number {
-  const a = node.attributes.get(name);
-  return a?.kind === 'int' ? a.value : fallback;
-}
-function floatAttr(node: Node, name: string): number | undefined {
-  const a = node.attributes.get(name);
-  return a?.kind === 'float' ? a.value : undefined;
-}
 
 /** Heads, lengths and per-(b, head, position) element strides of Q/K/V at launch. */
 function layout(node: Node, shapes: LaunchShapes) {
@@ -63,8 +55,8 @@ export const attentionKernel: WasmKernelDef = {
     const node = ctx.node;
     const mode = intAttr(node, 'qk_matmul_output_mode', 0);
     const isCausal = intAttr(node, 'is_causal', 0) !== 0;
-    const scaleAttr = floatAttr(node, 'scale');
-    const softcap = floatAttr(node, 'softcap') ?? 0;
+    const scaleAttr = optionalFloatAttr(node, 'scale');
+    const softcap = optionalFloatAttr(node, 'softcap') ?? 0;
     const maskType = ctx.inputs[3]?.dtype;
     const { k, inputs, outputs, scratch } = declareIO(ctx, 'f32');
     const [q, kIn, vIn, mask, pastK, pastV, nonpad] = inputs;

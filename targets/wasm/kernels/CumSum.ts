@@ -10,11 +10,8 @@ import type { LaunchShapes, WasmKernelDef } from '../kernel-def.js';
 import type { Node } from '../../../ir/graph.js';
 import { checkAxis } from './ArgMax.js';
 import { checkArity, checkElems, computeOf, elemOf, wrapInt } from './elementwise.js';
+import { intAttr } from './nn-util.js';
 
-function intAttr(node: Node, name: string, fallback: number): number {
-  const a = node.attributes.get(name);
-  return a?.kind === 'int' ? a.value : fallback;
-}
 
 export const cumSumKernel: WasmKernelDef = {
   domain: '',

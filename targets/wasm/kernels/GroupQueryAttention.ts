@@ -3,17 +3,9 @@ import { add, cast, div, eq, f32, ge, gt, i32, mul, select, sqrt, sub, tanh } fr
 import type { Node } from '../../../ir/graph.js';
 import type { LaunchShapes, WasmKernelDef } from '../kernel-def.js';
 import { type Loc, at, emitDot, emitSoftmax, emitWeightedSum } from './attention-util.js';
-import { checkArenaTypes, clampI, declareIO, fill, imin, rankOf, scalars, shapeIn } from './nn-util.js';
+import { checkArenaTypes, clampI, declareIO, fill, imin, rankOf, scalars, shapeIn, intAttr, floatAttr } from './nn-util.js';
 import { emitRotary } from './rotary-util.js';
 
-function intAttr(node: Node, name: string, fallback: number): number {
-  const a = node.attributes.get(name);
-  return a?.kind === 'int' ? a.value : fallback;
-}
-function floatAttr(node: Node, name: string, fallback: number): number {
-  const a = node.attributes.get(name);
-  return a?.kind === 'float' ? a.value : fallback;
-}
 
 function layout(node: Node, shapes: LaunchShapes) {
   const [batch, seq, qWidth] = shapeIn(shapes, 0);

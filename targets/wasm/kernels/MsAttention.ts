@@ -5,16 +5,8 @@ import type { LaunchShapes, WasmKernelDef } from '../kernel-def.js';
 import { emitGemmTile } from './MatMul.js';
 import { emitCacheConcat, emitMsCore } from './ms-attention-util.js';
 import type { Loc } from './attention-util.js';
-import { arenaElem, checkArenaTypes, declareIO, rankOf, scalars, shapeIn } from './nn-util.js';
+import { arenaElem, checkArenaTypes, declareIO, rankOf, scalars, shapeIn, intAttr, floatAttr } from './nn-util.js';
 
-function intAttr(node: Node, name: string, fallback: number): number {
-  const a = node.attributes.get(name);
-  return a?.kind === 'int' ? a.value : fallback;
-}
-function floatAttr(node: Node, name: string, fallback: number): number {
-  const a = node.attributes.get(name);
-  return a?.kind === 'float' ? a.value : fallback;
-}
 
 function layout(node: Node, shapes: LaunchShapes) {
   const [batch, seq, inHidden] = shapeIn(shapes, 0);

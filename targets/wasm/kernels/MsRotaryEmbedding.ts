@@ -1,13 +1,9 @@
 import { add, eq, mul, select } from '../../../codegen/builder.js';
 import type { Node } from '../../../ir/graph.js';
 import type { LaunchShapes, WasmKernelDef } from '../kernel-def.js';
-import { checkArenaTypes, clampI, declareIO, product, rankOf, scalars, shapeIn } from './nn-util.js';
+import { checkArenaTypes, clampI, declareIO, product, rankOf, scalars, shapeIn, intAttr } from './nn-util.js';
 import { emitRotary } from './rotary-util.js';
 
-function intAttr(node: Node, name: string, fallback: number): number {
-  const a = node.attributes.get(name);
-  return a?.kind === 'int' ? a.value : fallback;
-}
 
 /** Position modes: rows b*S+s of a 3-D cache, p0 + s from one position id, or ids (B, S). */
 const FROM_CACHE = 0, FROM_OFFSET = 1, PER_TOKEN = 2;

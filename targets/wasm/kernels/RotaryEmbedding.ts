@@ -1,13 +1,9 @@
 import { add, mul } from '../../../codegen/builder.js';
 import type { Node } from '../../../ir/graph.js';
 import type { LaunchShapes, WasmKernelDef } from '../kernel-def.js';
-import { checkArenaTypes, clampI, declareIO, rankOf, scalars, shapeIn } from './nn-util.js';
+import { checkArenaTypes, clampI, declareIO, rankOf, scalars, shapeIn, intAttr } from './nn-util.js';
 import { emitRotary } from './rotary-util.js';
 
-function intAttr(node: Node, name: string, fallback: number): number {
-  const a = node.attributes.get(name);
-  return a?.kind === 'int' ? a.value : fallback;
-}
 
 function layout(node: Node, shapes: LaunchShapes): number[] {
   const x = shapeIn(shapes, 0);

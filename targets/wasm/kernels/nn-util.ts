@@ -8,6 +8,7 @@ import type { ScalarType } from '../../../codegen/kernel.js';
 import { type DType, isFloat } from '../../../ir/dtype.js';
 import type { Dim, Node, TensorType } from '../../../ir/graph.js';
 import type { ArenaDtype, KernelBuildContext, LaunchShapes } from '../kernel-def.js';
+import { Attrs } from '../../../ir/ops/attrs.js';
 
 /** The arena storage type of a tensor dtype, or undefined when the wasm target cannot hold it. */
 export function arenaElem(dtype: DType): ArenaDtype | undefined {
@@ -158,4 +159,18 @@ export const isub = (a: ExprLike, b: ExprLike): Expr => sub(typeof a === 'number
 /** Normalizes an axis attribute against a rank (no error: callers check ranges in `check`). */
 export function normAxis(axis: number, rank: number): number {
   return axis < 0 ? axis + rank : axis;
+}
+
+/** Attribute reads for kernel templates, through the IR's typed accessor (errors name the node). */
+export function intAttr(node: Node, name: string, fallback: number): number {
+  return new Attrs(node).int(name, fallback);
+}
+
+export function floatAttr(node: Node, name: string, fallback: number): number {
+  return new Attrs(node).float(name, fallback);
+}
+
+export function optionalFloatAttr(node: Node, name: string): number | undefined {
+  const attrs = new Attrs(node);
+  return attrs.has(name) ? attrs.float(name) : undefined;
 }

@@ -13,6 +13,7 @@ import type { DType } from '../../../ir/dtype.js';
 import { isFloat } from '../../../ir/dtype.js';
 import type { KernelBuildContext, WasmKernelDef } from '../kernel-def.js';
 import { checkArity, checkElems, computeOf, elemOf, wrapInt } from './elementwise.js';
+import { intAttr as nodeIntAttr } from './nn-util.js';
 
 interface Reducer {
   op: string;
@@ -56,8 +57,7 @@ function intsAttr(ctx: KernelBuildContext, name: string): number[] | undefined {
   return a?.kind === 'ints' ? a.value : undefined;
 }
 function intAttr(ctx: KernelBuildContext, name: string, fallback: number): number {
-  const a = ctx.node.attributes.get(name);
-  return a?.kind === 'int' ? a.value : fallback;
+  return nodeIntAttr(ctx.node, name, fallback);
 }
 
 interface Plan {
