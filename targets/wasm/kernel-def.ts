@@ -21,6 +21,18 @@ export interface KernelBuildContext {
   name: string;
   /** The imported opset of the node's domain (semantics changed across versions, e.g. Softmax at 13). */
   opset?: number;
+  /**
+   * Tile/unroll choices for this node from the tuning database (knob name → value); a kernel
+   * reads the knobs it declares in `tuningSpace` and uses each knob's default when absent.
+   */
+  tuning?: Readonly<Record<string, number>>;
+}
+
+/** One tunable choice of a kernel template (rows per tile, unroll, …) and its candidate values. */
+export interface TuningKnob {
+  name: string;
+  values: readonly number[];
+  default: number;
 }
 
 /** What the runtime knows when it launches a kernel: concrete shapes. */
@@ -46,6 +58,8 @@ export interface WasmKernelDef {
   build(ctx: KernelBuildContext): Kernel;
   args(node: Node, shapes: LaunchShapes): number[];
   scratchBytes?(node: Node, shapes: LaunchShapes): number;
+  /** The knobs `build` reads from `ctx.tuning` for this node (none: not tunable). */
+  tuningSpace?(ctx: KernelBuildContext): readonly TuningKnob[];
   /**
    * True when the kernel still works with its first output omitted (e.g. NormLutPrecompute
    * without the normalized activations); other kernels are refused for such nodes.
