@@ -25,9 +25,14 @@ export interface QuantInfo {
   symmetric: boolean;
   scaleDtype: 'f32' | 'f16';
   layout: WeightLayout;
+  /**
+   * N:M structured sparsity: of every M consecutive weights along K at most N are stored
+   * (passes/sparsity/); the value then holds only the kept codes, their positions beside it.
+   */
+  sparsity?: { n: number; m: number };
 }
 
 export function describeQuant(q: QuantInfo): string {
   const layout = q.layout.kind === 'codes-nk' ? 'codes-nk' : `bitplanes(g=${q.layout.g},rows=${q.layout.rowsPerTile})`;
-  return `${q.ternary ? 'ternary' : `int${q.bits}`} group=${q.groupSize} ${q.symmetric ? 'sym' : 'asym'} scale=${q.scaleDtype} layout=${layout}`;
+  return `${q.ternary ? 'ternary' : `int${q.bits}`} group=${q.groupSize} ${q.symmetric ? 'sym' : 'asym'} scale=${q.scaleDtype} layout=${layout}${q.sparsity ? ` sparsity=${q.sparsity.n}:${q.sparsity.m}` : ''}`;
 }

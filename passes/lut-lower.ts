@@ -35,6 +35,11 @@ export interface LutLowerOptions {
    * 1 row per tile instead of being an error (default false).
    */
   rowsPerTileFallback?: boolean;
+  /**
+   * Store the half scales and offsets tile by tile like the planes (attribute tiled_scales = 1,
+   * passes/lut/bitplanes.ts scaleOffset) when a layer has more than one row per tile (default false).
+   */
+  tiledScales?: boolean;
 }
 
 const LLMCC = 'llmcc';
@@ -127,6 +132,8 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
       checkGroupLayout(K, g, groupSize, where);
       const rowsPerTile = options.rowsPerTileFallback && N % preferredRowsPerTile !== 0 ? 1 : preferredRowsPerTile;
       checkRowsPerTile(N, rowsPerTile, where);
+      const tiledScales = (options.tiledScales ?? false) && rowsPerTile > 1;
+      const tileAttrs: [string, Attribute][] = [['rows_per_tile', intAttr(rowsPerTile)], ...(tiledScales ? [['tiled_scales', intAttr(1)] as [string, Attribute]] : [])];
       if (table === 'i8') {
         const bounds = checkAccumulationFits(bits, g, groupSize, where);
         stats.maxBlockAccumulator = Math.max(stats.maxBlockAccumulator, bounds.perBlock);
@@ -154,7 +161,7 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
             ['group_size', intAttr(groupSize)],
             ['K', intAttr(K)],
             ['N', intAttr(N)],
-            ['rows_per_tile', intAttr(rowsPerTile)],
+            ...tileAttrs,
           ]),
         };
         graph.nodes.push(pack);
@@ -169,7 +176,7 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
           scales: scalesW!.load().numbers(),
           zeroPoints: zeroW?.load().numbers(),
           bits, ternary, N, K, groupSize,
-        }, g, rowsPerTile, where);
+        }, g, rowsPerTile, where, tiledScales);
         const planesName = freshName(graph, `${codesName}_planes`);
         graph.initializers.set(planesName, weightFromTensor(planesName, new Tensor('u8', [bits, N, groups], weights.planes)));
         const quant: QuantInfo = {
@@ -232,7 +239,7 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
           ['group_size', intAttr(groupSize)],
           ['K', intAttr(K)],
           ['N', intAttr(N)],
-          ['rows_per_tile', intAttr(rowsPerTile)],
+          ...tileAttrs,
           ['output_dtype', { kind: 'string', value: dtypeOf(graph, a) }],
         ]),
       };

@@ -6,6 +6,7 @@ import type { Pass, PassResult } from './pass.js';
 import { SchemeResolver, findLayers, quantizeRows, type LayerScheme, type MatMulLayer, type QuantSchemeOptions } from './quant/layers.js';
 import { captureLayerInputs, measureLayer, quantizedBytes, type LayerInput, type QuantReportRow } from './quant/report.js';
 import type { QuantizedWeight } from './quant/rtn.js';
+import { PROGRESS_MIN_BYTES, type QuantProgressSink, quantProgressSink } from './quant/progress.js';
 
 /**
  * quantize-weights: rewrites each MatMul / Gemm whose B is a constant 2-D float weight into
@@ -22,6 +23,8 @@ export interface QuantizeWeightsOptions extends QuantSchemeOptions {
   calibration?: ReadonlyMap<string, Tensor>;
   /** When given, one row per quantized layer is appended (weight and output SQNR, sizes). */
   report?: QuantReportRow[];
+  /** Called before each layer and once at the end; default: the installed sink, on models over PROGRESS_MIN_BYTES of float weights. */
+  onProgress?: QuantProgressSink;
 }
 
 type QuantScheme = Extract<LayerScheme, { kind: 'quant' }>;
@@ -56,7 +59,13 @@ export const quantizeWeightsPass: Pass<QuantizeWeightsOptions> = {
     // Weights shared by several layers with the same scheme are quantized and stored once.
     const emitted = new Map<string, EmittedWeight>();
     const replacements = new Map<Node, Node>();
-    for (const layer of layers) {
+    const totalBytes = layers.reduce((sum, l) => sum + l.weightBytes, 0);
+    const progress = options.onProgress ?? (totalBytes >= PROGRESS_MIN_BYTES ? quantProgressSink() : undefined);
+    const started = Date.now();
+    let doneBytes = 0;
+    for (const [index, layer] of layers.entries()) {
+      doneBytes += layer.weightBytes;
+      progress?.({ done: index, total: layers.length, bytes: doneBytes - layer.weightBytes, totalBytes, layer: layer.node.name, elapsedMs: Date.now() - started });
       const scheme = resolver.schemeFor(layer);
       if (scheme.kind === 'keep') { bump(stats, 'layers_kept'); continue; }
       if (layer.k % scheme.groupSize !== 0) { bump(stats, 'skipped_k_not_divisible'); continue; }
@@ -64,6 +73,7 @@ export const quantizeWeightsPass: Pass<QuantizeWeightsOptions> = {
       let weight = emitted.get(key);
       const rows = weight && !options.report ? undefined : layer.loadRows();
       if (!weight) {
+        // Each layer's float rows are read lazily here and dropped after: peak memory is one layer's.
         const quantized = quantizeRows(rows!, layer.n, layer.k, scheme);
         const base = layer.weightName;
         const codes = freshName(graph, `${base}_codes`);
@@ -110,6 +120,7 @@ export const quantizeWeightsPass: Pass<QuantizeWeightsOptions> = {
       bump(stats, scheme.ternary ? 'layers_ternary' : `layers_int${scheme.bits}`);
     }
 
+    progress?.({ done: layers.length, total: layers.length, bytes: totalBytes, totalBytes, layer: 'done', elapsedMs: Date.now() - started });
     if (replacements.size === 0) return { changed: false, stats };
     graph.nodes = graph.nodes.map((node) => replacements.get(node) ?? node);
     if (!model.opsets.has('llmcc')) model.opsets.set('llmcc', 1);

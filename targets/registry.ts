@@ -2,9 +2,10 @@ import { LlmccError } from '../ir/errors.js';
 import type { Backend } from './backend.js';
 import { referenceBackend } from './ref/backend.js';
 import { wasmBackend } from './wasm/backend.js';
+import { neonQemuBackend } from './neon/backend.js';
 
 /** Every target this build can run, by `--target` name. */
-const backends: readonly Backend[] = [referenceBackend, wasmBackend];
+const backends: readonly Backend[] = [referenceBackend, wasmBackend, neonQemuBackend];
 
 export function allBackends(): readonly Backend[] {
   return backends;

@@ -209,6 +209,31 @@ describe('llama-gen options', () => {
     for (let i = 0; i < 20000; i++) check(Math.floor(u() * 2 ** 32) >>> 0);
   });
 
+  it('--matmulnbits 4: projections and lm_head become MatMulNBits; the reference interpreter matches ORT on it', async () => {
+    const out = path.join(root, 'nbits4');
+    const made = await generateDecoder({ config: TINY, out, ops: 'primitive', dtype: 'f32', externalData: true, seed: 0, testData: true, matmulNBits: { bits: 4, blockSize: 32 } });
+    expect(made.parameters).toBe(parameterCount(TINY));
+    const model = await loadModel(made.modelPath);
+    verifyModel(model);
+    const ops = model.graph.nodes.map((n) => n.op);
+    // 7 projections per layer and lm_head; the attention score MatMuls stay float.
+    expect(ops.filter((op) => op === 'MatMulNBits').length).toBe(TINY.numLayers * 7 + 1);
+    expect(ops.filter((op) => op === 'MatMul').length).toBe(TINY.numLayers * 2);
+    // The ORT outputs written as test data agree with llmcc's reference interpreter on the nbits graph.
+    const session = await referenceBackend.prepare(model);
+    for (const set of made.testDataSets) {
+      const data = readTestDataSet(set);
+      const outputs = await session.run(bindInputs(model.graph, data));
+      data.outputs.forEach(({ tensor: expected }, k) => {
+        const name = model.graph.outputs[k].name;
+        const result = compareTensors(outputs.get(name)!, expected, { atol: ATOL, rtol: 0 });
+        expect(result.ok, `${set} ${name}: ${result.reason ?? `max abs ${result.maxAbs}`}`).toBe(true);
+      });
+    }
+    await expect(generateDecoder({ config: TINY, out: path.join(root, 'nbits2'), ops: 'primitive', dtype: 'f32', externalData: false, seed: 0, testData: false, matmulNBits: { bits: 2, blockSize: 32 } }))
+      .rejects.toThrow(/--matmulnbits takes 4/);
+  });
+
   it('the 1b preset has about 1.1 B parameters', () => {
     const config = resolveConfig('1b');
     expect(parameterCount(config)).toBeGreaterThan(1.05e9);

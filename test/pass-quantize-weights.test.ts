@@ -253,3 +253,31 @@ describe('quantize-weights pass', () => {
     expect(sqnrDb(data.outputs[0].tensor.numbers(), logits.numbers())).toBeGreaterThan(25);
   });
 });
+
+describe('quantize-weights progress', () => {
+  it('reports each layer before it is quantized and once at the end; the line says layers, MiB and time', async () => {
+    const { formatQuantProgress, lineProgressSink } = await import('../passes/quant/progress.js');
+    const model = load({
+      nodes: [
+        { op: 'MatMul', name: 'a', inputs: ['x', 'w1'], outputs: ['h'] },
+        { op: 'MatMul', name: 'b', inputs: ['h', 'w2'], outputs: ['y'] },
+      ],
+      inputs: [{ name: 'x', dtype: 'f32', shape: [1, 64] }],
+      outputs: [{ name: 'y', dtype: 'f32', shape: [1, 32] }],
+      initializers: { w1: randomTensor([64, 64], 3), w2: randomTensor([64, 32], 4) },
+    });
+    const seen: { done: number; total: number; bytes: number; layer: string }[] = [];
+    quantizeWeightsPass.run(model, { ...INT4, onProgress: (p) => seen.push(p) });
+    expect(seen.map((p) => [p.done, p.total, p.layer])).toEqual([[0, 2, 'a'], [1, 2, 'b'], [2, 2, 'done']]);
+    expect(seen.map((p) => p.bytes)).toEqual([0, 64 * 64 * 4, 64 * 64 * 4 + 64 * 32 * 4]);
+    expect(formatQuantProgress({ done: 1, total: 2, bytes: 2 ** 21, totalBytes: 2 ** 22, layer: 'b', elapsedMs: 1500 }))
+      .toBe('quantize-weights: 1/2 layers, 2/4 MiB, 1.5 s (b)');
+    // The line sink drops updates closer than its interval, but never the last one.
+    const lines: string[] = [];
+    const sink = lineProgressSink((line) => lines.push(line), 1000);
+    for (const elapsedMs of [0, 10, 20]) sink({ done: 0, total: 1, bytes: 0, totalBytes: 1, layer: 'a', elapsedMs });
+    sink({ done: 1, total: 1, bytes: 1, totalBytes: 1, layer: 'done', elapsedMs: 30 });
+    expect(lines.length).toBe(2);
+    expect(lines[1]).toMatch(/^quantize-weights: 1\/1 layers/);
+  });
+});

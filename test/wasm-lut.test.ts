@@ -5,7 +5,8 @@ import { lutBlockSums, lutMatMul } from '../passes/lut/matmul.js';
 import { precomputeTables } from '../passes/lut/tables.js';
 import { relayoutWeights } from '../passes/lut/bitplanes.js';
 import type { KernelBuildContext } from '../targets/wasm/kernel-def.js';
-import { buildLutMatMul, fastPathBlocker } from '../targets/wasm/kernels/lut/LutMatMul.js';
+import { buildLutMatMul, fastPathBlocker, type LutMatMulBuildOptions } from '../targets/wasm/kernels/lut/LutMatMul.js';
+import { planeChunks } from '../targets/wasm/kernels/lut/matmul-fast.js';
 import { buildLutPrecompute } from '../targets/wasm/kernels/lut/LutPrecompute.js';
 import { lutMatMulParams } from '../targets/wasm/kernels/lut/common.js';
 import { KernelRunner } from '../src/bench/kernel-runner.js';
@@ -34,7 +35,13 @@ function tt(dtype: DType, shape: number[]): TensorType {
   return { dtype, shape };
 }
 
-interface Case { M: number; N: number; K: number; bits: number; groupSize: number; rowsPerTile: number; ternary?: boolean; table: 'i8' | 'f32'; bias: boolean }
+interface Case {
+  M: number; N: number; K: number; bits: number; groupSize: number; rowsPerTile: number; ternary?: boolean; table: 'i8' | 'f32'; bias: boolean;
+  /** Scales and offsets tiled like the planes (tiled_scales = 1). */
+  tiled?: boolean;
+  /** Extreme data instead of random: every table code ±127 and every index 15 or 0 (the int16 bounds). */
+  extreme?: boolean;
+}
 
 function makeCase(c: Case, seed: number) {
   const r = rng(seed);
@@ -42,8 +49,10 @@ function makeCase(c: Case, seed: number) {
   const a = new Float32Array(M * K).map(() => (r() - 0.5) * 4);
   const codes = new Uint8Array(N * K).map(() => Math.floor(r() * (c.ternary ? 3 : 2 ** bits)));
   const scales = new Float32Array(N * (K / groupSize)).map(() => 0.01 + r() * 0.1);
-  const w = relayoutWeights({ codes, scales, bits, ternary: c.ternary ?? false, N, K, groupSize }, 4, rowsPerTile);
+  if (c.extreme) codes.fill(r() < 0.5 ? 0 : 2 ** bits - 1);
+  const w = relayoutWeights({ codes, scales, bits, ternary: c.ternary ?? false, N, K, groupSize }, 4, rowsPerTile, undefined, c.tiled ?? false);
   const pre = precomputeTables(a, M, K, 4, groupSize, c.table);
+  if (c.extreme && pre.tables instanceof Int8Array) pre.tables.fill(r() < 0.5 ? 127 : -127);
   const bias = c.bias ? new Float32Array(N).map(() => r() - 0.5) : undefined;
   return { a, w, pre, bias };
 }
@@ -52,11 +61,11 @@ function lutNode(c: Case): Node {
   return {
     name: 'lut', domain: 'llmcc', op: 'LutMatMul',
     inputs: ['t', 'ts', 'as', 'p', 's', 'o', ...(c.bias ? ['b'] : [])], outputs: ['y'],
-    attributes: attrs({ bits: c.bits, g: 4, group_size: c.groupSize, K: c.K, N: c.N, rows_per_tile: c.rowsPerTile }),
+    attributes: attrs({ bits: c.bits, g: 4, group_size: c.groupSize, K: c.K, N: c.N, rows_per_tile: c.rowsPerTile, ...(c.tiled ? { tiled_scales: 1 } : {}) }),
   };
 }
 
-async function runLut(c: Case, seed: number, options: { blockSums?: boolean; generic?: boolean }) {
+async function runLut(c: Case, seed: number, options: LutMatMulBuildOptions) {
   const { w, pre, bias } = makeCase(c, seed);
   const { M, N, K, bits, groupSize } = c;
   const node = lutNode(c);
@@ -74,7 +83,7 @@ async function runLut(c: Case, seed: number, options: { blockSums?: boolean; gen
   runner.call('lut', ...bufs, y, scratch, M);
   const args = {
     tables: pre.tables, tableScales: pre.tableScales, actSums: pre.actSums, planes: w.planes, scales: w.scales, offsets: w.offsets, bias,
-    M, N, K, bits, g: 4, groupSize, rowsPerTile: c.rowsPerTile,
+    M, N, K, bits, g: 4, groupSize, rowsPerTile: c.rowsPerTile, tiledScales: c.tiled,
   };
   return options.blockSums
     ? { got: Array.from(runner.i32(y, outCount)), want: Array.from(lutBlockSums(args)) }
@@ -90,10 +99,22 @@ const cases: Case[] = [
   { M: 1, N: 16, K: 4096, bits: 4, groupSize: 1024, rowsPerTile: 16, table: 'i8', bias: false },
   { M: 2, N: 12, K: 96, bits: 2, groupSize: 32, rowsPerTile: 4, table: 'i8', bias: true },
   { M: 2, N: 8, K: 64, bits: 3, groupSize: 16, rowsPerTile: 1, table: 'f32', bias: true },
+  // The wasm compile layout: scales and offsets tiled like the planes.
+  { M: 1, N: 64, K: 256, bits: 2, groupSize: 64, rowsPerTile: 16, table: 'i8', bias: false, tiled: true },
+  { M: 3, N: 48, K: 128, bits: 1, groupSize: 32, rowsPerTile: 16, table: 'i8', bias: true, tiled: true },
+  { M: 2, N: 32, K: 512, bits: 3, groupSize: 128, rowsPerTile: 16, table: 'i8', bias: true, tiled: true },
+  { M: 2, N: 32, K: 512, bits: 4, groupSize: 256, rowsPerTile: 16, table: 'i8', bias: false, tiled: true },
+  { M: 1, N: 32, K: 256, bits: 2, groupSize: 64, rowsPerTile: 16, ternary: true, table: 'i8', bias: false, tiled: true },
+  { M: 2, N: 12, K: 96, bits: 2, groupSize: 32, rowsPerTile: 4, table: 'i8', bias: true, tiled: true },
+  // Sums at the int16 limits of the biased accumulation (every plane chunk at its bound).
+  { M: 2, N: 32, K: 512, bits: 3, groupSize: 128, rowsPerTile: 16, table: 'i8', bias: false, tiled: true, extreme: true },
+  { M: 1, N: 32, K: 2048, bits: 4, groupSize: 1024, rowsPerTile: 16, table: 'i8', bias: false, tiled: true, extreme: true },
+  { M: 1, N: 32, K: 512, bits: 4, groupSize: 128, rowsPerTile: 16, table: 'i8', bias: false, extreme: true },
 ];
 
 function label(c: Case): string {
-  return `M${c.M} N${c.N} K${c.K} ${c.ternary ? 'ternary' : `${c.bits}-bit`} gs${c.groupSize} R${c.rowsPerTile} ${c.table}${c.bias ? ' bias' : ''}`;
+  return `M${c.M} N${c.N} K${c.K} ${c.ternary ? 'ternary' : `${c.bits}-bit`} gs${c.groupSize} R${c.rowsPerTile} ${c.table}` +
+    `${c.bias ? ' bias' : ''}${c.tiled ? ' tiled' : ''}${c.extreme ? ' extreme' : ''}`;
 }
 
 describe('wasm LutMatMul', () => {
@@ -102,6 +123,33 @@ describe('wasm LutMatMul', () => {
     expect(fastPathBlocker(lutMatMulParams(lutNode(cases[6])), 'i8')).toMatch(/rows_per_tile/);
     expect(fastPathBlocker(lutMatMulParams(lutNode(cases[0])), 'f32')).toMatch(/f32/);
   });
+
+  it('splits planes into int16-exact chunks (255·lookups·(2^count − 1) < 2^16)', () => {
+    expect(planeChunks(2, 32)).toEqual([{ first: 0, count: 2 }]);
+    expect(planeChunks(4, 32)).toEqual([{ first: 0, count: 3 }, { first: 3, count: 1 }]);
+    expect(planeChunks(4, 64)).toEqual([{ first: 0, count: 2 }, { first: 2, count: 2 }]);
+    expect(planeChunks(4, 257)).toEqual([0, 1, 2, 3].map((first) => ({ first, count: 1 })));
+    expect(planeChunks(1, 258)).toBeUndefined();
+  });
+
+  // Every tile grouping and unroll of the fast path gives the same exact sums and output.
+  for (const [subtiles, unroll, accumulate] of [[1, 1, 'widen'], [2, 2, 'widen'], [4, 1, 'widen'], [1, 1, 'pairwise'], [2, 2, 'pairwise'], [4, 4, 'pairwise']] as const) {
+    const c: Case = { M: 2, N: 64, K: 256, bits: 2, groupSize: 64, rowsPerTile: 16, table: 'i8', bias: true, tiled: true };
+    it(`fast path with subtiles ${subtiles}, unroll ${unroll}, ${accumulate} accumulation (${label(c)})`, async () => {
+      const sums = await runLut(c, 3, { blockSums: true, subtiles, unroll, accumulate });
+      expect(sums.got).toEqual(sums.want);
+      const { got, want } = await runLut(c, 3, { subtiles, unroll, accumulate });
+      const scale = Math.max(...want.map(Math.abs));
+      for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThanOrEqual(1e-5 * scale + 1e-6);
+    });
+  }
+
+  for (const c of cases.filter((x) => x.extreme)) {
+    it(`pairwise accumulation is exact at the int16 limits too (${label(c)})`, async () => {
+      const { got, want } = await runLut(c, 7, { blockSums: true, accumulate: 'pairwise' });
+      expect(got).toEqual(want);
+    });
+  }
 
   for (const c of cases) {
     if (c.table === 'i8') {

@@ -274,6 +274,19 @@ class FunctionCompiler {
     return m.i32.add(base, scaled);
   }
 
+  /**
+   * Address and memarg offset of element `index` for a vector load/store: a constant term
+   * `x + c` (c ≥ 0) becomes the instruction's offset, so V8 folds it into the addressing mode
+   * instead of computing x + c per access (equal for every in-bounds access).
+   */
+  private vectorAddress(buffer: string, index: Expr, elem: ScalarType): [Ref, number] {
+    if (index.kind === 'binary' && index.op === 'add' && index.b.kind === 'const' && index.a.kind !== 'const') {
+      const offset = index.b.value * byteSize(elem);
+      if (Number.isInteger(offset) && offset >= 0 && offset < 2 ** 31) return [this.address(buffer, index.a, elem), offset];
+    }
+    return [this.address(buffer, index, elem), 0];
+  }
+
   private load(e: Extract<Expr, { kind: 'load' }>): Ref {
     const m = this.m;
     const elem = this.bufferElem(e.buffer);
@@ -286,8 +299,11 @@ class FunctionCompiler {
         if (t !== 'f32x4') this.fail(`load ${t} from an f16 buffer`);
         return this.f16VectorLoad(e);
       }
+      if (laneBytes === size && isFloat(lane) === isFloat(elem)) {
+        const [base, offset] = this.vectorAddress(e.buffer, e.index, elem);
+        return m.v128.load(offset, size, base);
+      }
       const addr = this.address(e.buffer, e.index, elem);
-      if (laneBytes === size && isFloat(lane) === isFloat(elem)) return m.v128.load(0, size, addr);
       // Widening loads: 8 narrow elements → i16x8, 4 → i32x4.
       if (t === 'i16x8' && size === 1) return isUnsigned(elem) ? m.v128.load8x8_u(0, 1, addr) : m.v128.load8x8_s(0, 1, addr);
       if (t === 'i32x4' && size === 2) return isUnsigned(elem) ? m.v128.load16x4_u(0, 2, addr) : m.v128.load16x4_s(0, 2, addr);
@@ -351,7 +367,8 @@ class FunctionCompiler {
         return m.block(null, parts, binaryen.none);
       }
       // A vector store writes its 16 bytes at the element index, whatever the lane width.
-      return m.v128.store(0, byteSize(elem), this.address(buffer, index, elem), this.expr(value));
+      const [base, offset] = this.vectorAddress(buffer, index, elem);
+      return m.v128.store(offset, byteSize(elem), base, this.expr(value));
     }
     const addr = this.address(buffer, index, elem);
     const v = this.expr(value);

@@ -5,6 +5,7 @@
 import { headDim, type LlamaConfig, validateConfig } from './config.js';
 import type { DecoderIo } from './greedy.js';
 import { buildDecoderGraph, pastKeyName, presentName, type ModelDType, type OpFlavour } from './graph.js';
+import { toMatMulNBits } from './nbits.js';
 import { ortRunner, writeTestData } from './ort.js';
 import { writeModel, type WrittenModel } from './write.js';
 
@@ -19,6 +20,8 @@ export interface GenerateOptions {
   testData: boolean;
   /** Prompt of the prefill data set; default 5 seeded token ids. */
   promptIds?: number[];
+  /** Projections as com.microsoft.MatMulNBits with RTN weights of these bits, in blocks along K. */
+  matmulNBits?: { bits: number; blockSize: number; accuracyLevel?: number };
 }
 
 export interface GeneratedDecoder extends WrittenModel {
@@ -61,9 +64,12 @@ export function defaultPrompt(config: LlamaConfig, seed: number, length = 5): nu
 
 export async function generateDecoder(options: GenerateOptions): Promise<GeneratedDecoder> {
   const config = validateConfig(options.config);
-  const graph = buildDecoderGraph(config, { ops: options.ops, dtype: options.dtype, seed: options.seed });
+  const float = buildDecoderGraph(config, { ops: options.ops, dtype: options.dtype, seed: options.seed });
+  const nbits = options.matmulNBits;
+  const graph = nbits ? toMatMulNBits(float, nbits.bits, nbits.blockSize, nbits.accuracyLevel) : float;
   const written = writeModel(options.out, graph, {
-    dtype: options.dtype, externalData: options.externalData, config, flavour: options.ops, seed: options.seed,
+    dtype: options.dtype, externalData: options.externalData, config, seed: options.seed,
+    flavour: nbits ? `${options.ops}+matmulnbits${nbits.bits}/${nbits.blockSize}` : options.ops,
   });
   const promptIds = options.promptIds ?? defaultPrompt(config, options.seed);
   let testDataSets: string[] = [];

@@ -16,6 +16,18 @@ function parseSeed(value: string): number {
   return n;
 }
 
+function parsePositive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+function parseAccuracyLevel(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 4) throw new InvalidArgumentError('expected 0, 1, 2, 3 or 4');
+  return n;
+}
+
 function parseIds(value: string): number[] {
   const ids = value.split(',').map((s) => Number(s.trim()));
   if (ids.length === 0 || ids.some((n) => !Number.isInteger(n) || n < 0)) throw new InvalidArgumentError('expected comma-separated token ids');
@@ -31,6 +43,9 @@ interface CliOptions {
   seed: number;
   testData: boolean;
   promptIds?: number[];
+  matmulnbits?: number;
+  blockSize: number;
+  accuracyLevel: number;
 }
 
 const program = new Command('llama-gen')
@@ -43,6 +58,9 @@ const program = new Command('llama-gen')
   .option('--seed <n>', 'random seed of the weights', parseSeed, 0)
   .option('--no-test-data', 'skip test_data_set_0/1 (they run the model on onnxruntime-node)')
   .option('--prompt-ids <ids>', 'prompt of test_data_set_0, e.g. 1,2,3', parseIds)
+  .option('--matmulnbits <bits>', 'projections as com.microsoft.MatMulNBits with symmetric RTN weights of these bits (4)', parsePositive)
+  .option('--block-size <n>', 'MatMulNBits block size along K', parsePositive, 32)
+  .option('--accuracy-level <n>', 'MatMulNBits accuracy_level: 0 float, 4 int8 activations (ORT CPU fast path)', parseAccuracyLevel, 0)
   .action(async (opts: CliOptions) => {
     const started = Date.now();
     const result = await generateDecoder({
@@ -54,6 +72,7 @@ const program = new Command('llama-gen')
       seed: opts.seed,
       testData: opts.testData,
       ...(opts.promptIds ? { promptIds: opts.promptIds } : {}),
+      ...(opts.matmulnbits ? { matmulNBits: { bits: opts.matmulnbits, blockSize: opts.blockSize, accuracyLevel: opts.accuracyLevel } } : {}),
     });
     const mb = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MiB`;
     console.log(`wrote ${result.modelPath} (${mb(result.modelBytes)})${result.dataPath ? ` + ${result.dataPath} (${mb(result.dataBytes)})` : ''}`);

@@ -6,6 +6,7 @@
 import { numberToF16Bits } from '../../ir/float.js';
 import { onnx, type AttributeProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../../src/onnx/proto.js';
 import { headDim, type LlamaConfig } from './config.js';
+import type { NBitsInit } from './nbits.js';
 
 export type OpFlavour = 'primitive' | 'contrib';
 export type ModelDType = 'f32' | 'f16';
@@ -15,7 +16,9 @@ export type WeightInit =
   | { kind: 'normal'; std: number; seed: number }
   | { kind: 'ones' }
   /** Rotary table: row p holds cos or sin of p·inv_freq[i], i < width (repeated twice if `full`). */
-  | { kind: 'rotary'; fn: 'cos' | 'sin'; theta: number; headDim: number; full: boolean };
+  | { kind: 'rotary'; fn: 'cos' | 'sin'; theta: number; headDim: number; full: boolean }
+  /** A MatMulNBits weight quantized from another weight's values (nbits.ts). */
+  | NBitsInit;
 
 export interface WeightSpec {
   name: string;

@@ -9,6 +9,7 @@ import { LlmccError } from '../../ir/errors.js';
 import { onnx, type TensorProto } from '../../src/onnx/proto.js';
 import type { LlamaConfig } from './config.js';
 import { onnxFloatType, type DecoderGraph, type ModelDType, type WeightSpec } from './graph.js';
+import { NBitsPacker, nbitsParameters } from './nbits.js';
 
 /** Elements made and written at a time. */
 const CHUNK = 1 << 20;
@@ -49,6 +50,8 @@ export function* weightChunks(spec: WeightSpec, chunk = CHUNK): Generator<Float3
     };
   } else if (init.kind === 'ones') {
     nextNormal = () => 1;
+  } else if (init.kind === 'nbits') {
+    throw new LlmccError(`'${spec.name}' is made whole by NBitsPacker, not in chunks`);
   } else {
     // HF LlamaRotaryEmbedding in f32: inv_freq[j] = theta^(-2j/d); angle = p·inv_freq[j].
     const half = init.headDim / 2;
@@ -129,7 +132,23 @@ export function writeModel(dir: string, graph: DecoderGraph, options: WriteOptio
   fs.mkdirSync(dir, { recursive: true });
   const dataType = onnxFloatType(options.dtype);
   const bytesPer = options.dtype === 'f16' ? 2 : 4;
-  const weightBytes = graph.weights.reduce((sum, w) => sum + count(w.dims) * bytesPer, 0);
+  const isCodes = (w: WeightSpec): boolean => w.init.kind === 'nbits' && w.init.part === 'codes';
+  const weightBytes = graph.weights.reduce((sum, w) => sum + count(w.dims) * (isCodes(w) ? 1 : bytesPer), 0);
+  const packer = new NBitsPacker(options.dtype, (values) => encodeChunk(values, options.dtype));
+  /** The weight's stored bytes, a chunk at a time (a MatMulNBits weight in one piece). */
+  const chunksOf = function* (spec: WeightSpec): Generator<Uint8Array> {
+    if (spec.init.kind === 'nbits') {
+      const source = spec.init.source;
+      yield packer.bytes(spec.init, () => {
+        const all = new Float32Array(count(source.dims));
+        let at = 0;
+        for (const values of weightChunks(source)) { all.set(values, at); at += values.length; }
+        return all;
+      });
+      return;
+    }
+    for (const values of weightChunks(spec)) yield encodeChunk(values, options.dtype);
+  };
   if (!options.externalData && weightBytes > PROTOBUF_LIMIT - (1 << 20)) {
     throw new LlmccError(`weights take ${(weightBytes / 2 ** 30).toFixed(2)} GiB, over protobuf's 2 GiB limit: pass --external-data`, dir);
   }
@@ -141,11 +160,10 @@ export function writeModel(dir: string, graph: DecoderGraph, options: WriteOptio
   const fd = options.externalData ? fs.openSync(dataPath, 'w') : undefined;
   try {
     for (const spec of graph.weights) {
-      const proto: TensorProto = { name: spec.name, dims: spec.dims, dataType };
+      const proto: TensorProto = { name: spec.name, dims: spec.dims, dataType: isCodes(spec) ? onnx.TensorProto.DataType.UINT8 : dataType };
       if (fd !== undefined) {
         const start = offset;
-        for (const values of weightChunks(spec)) {
-          const bytes = encodeChunk(values, options.dtype);
+        for (const bytes of chunksOf(spec)) {
           fs.writeSync(fd, bytes, 0, bytes.length, offset);
           offset += bytes.length;
         }
@@ -156,10 +174,9 @@ export function writeModel(dir: string, graph: DecoderGraph, options: WriteOptio
           { key: 'length', value: String(offset - start) },
         ];
       } else {
-        const raw = new Uint8Array(count(spec.dims) * bytesPer);
+        const raw = new Uint8Array(count(spec.dims) * (isCodes(spec) ? 1 : bytesPer));
         let at = 0;
-        for (const values of weightChunks(spec)) {
-          const bytes = encodeChunk(values, options.dtype);
+        for (const bytes of chunksOf(spec)) {
           raw.set(bytes, at);
           at += bytes.length;
         }
@@ -171,7 +188,7 @@ export function writeModel(dir: string, graph: DecoderGraph, options: WriteOptio
     if (fd !== undefined) fs.closeSync(fd);
   }
   if (fd === undefined && fs.existsSync(dataPath)) fs.rmSync(dataPath);
-  const parameters = graph.weights.filter((w) => w.parameter).reduce((sum, w) => sum + count(w.dims), 0);
+  const parameters = graph.weights.reduce((sum, w) => sum + (w.init.kind === 'nbits' ? nbitsParameters(w.init) : w.parameter ? count(w.dims) : 0), 0);
   const record = { ...options.config, ops: options.flavour, dtype: options.dtype, seed: options.seed, parameters };
   const bytes = onnx.ModelProto.encode({
     irVersion: 10,

@@ -4,9 +4,10 @@ import { shapeOps } from './shape/index.js';
 import { nnOps } from './nn/index.js';
 import { microsoftOps } from './microsoft/index.js';
 import { llmccOps } from './llmcc/index.js';
+import { sparseOps } from './llmcc/SparseOps.js';
 
 const table = new Map<string, OpDef>();
-for (const def of [...elementwiseOps, ...shapeOps, ...nnOps, ...microsoftOps, ...llmccOps]) {
+for (const def of [...elementwiseOps, ...shapeOps, ...nnOps, ...microsoftOps, ...llmccOps, ...sparseOps]) {
   const key = keyOf(def.domain, def.op);
   if (table.has(key)) throw new Error(`op ${key} registered twice`);
   table.set(key, def);

@@ -372,6 +372,7 @@ class Parser {
     this.keyword('quant');
     this.expect('<');
     const fields = new Map<string, string | WeightLayout>();
+    let sparsity: QuantInfo['sparsity'];
     do {
       const key = this.ident('a quant field');
       this.expect('=');
@@ -391,6 +392,10 @@ class Parser {
           this.expect(')');
           fields.set(key, { kind: 'bitplanes', g, rowsPerTile });
         } else throw this.error(`unknown quant layout '${kind ?? ''}'`);
+      } else if (key === 'sparsity') {
+        const n = this.integer('sparsity N');
+        this.expect(':');
+        sparsity = { n, m: this.integer('sparsity M') };
       } else {
         const value = this.match(/[A-Za-z0-9_]+/y);
         if (value === undefined) throw this.error(`expected a value for quant field '${key}'`);
@@ -416,6 +421,7 @@ class Parser {
       symmetric: field('symmetric') === 'true',
       scaleDtype,
       layout,
+      ...(sparsity ? { sparsity } : {}),
     };
   }
 

@@ -93,7 +93,7 @@ export function printType(type: TensorType): string {
 
 function printQuant(q: QuantInfo): string {
   const layout = q.layout.kind === 'codes-nk' ? 'codes-nk' : `bitplanes(g=${q.layout.g}, rows=${q.layout.rowsPerTile})`;
-  return `quant<bits=${q.bits}, ternary=${q.ternary}, group=${q.groupSize}, symmetric=${q.symmetric}, scale=${q.scaleDtype}, layout=${layout}>`;
+  return `quant<bits=${q.bits}, ternary=${q.ternary}, group=${q.groupSize}, symmetric=${q.symmetric}, scale=${q.scaleDtype}, layout=${layout}${q.sparsity ? `, sparsity=${q.sparsity.n}:${q.sparsity.m}` : ''}>`;
 }
 
 /** Characters a symbolic dim may use unquoted: names and the operators dims.ts writes. */

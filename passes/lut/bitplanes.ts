@@ -17,6 +17,11 @@ import { checkGroupLayout } from './tables.js';
  * Row interleaving (`rowsPerTile` R > 1): the logical shape stays [bits, N, K/g] but the
  * elements are stored tile by tile, rows of a tile innermost: element (i, n, j) lives at
  * ((i·N/R + ⌊n/R⌋)·K/g + j)·R + n mod R, so one load gives the same index j for R rows.
+ *
+ * Tiled scales (`tiledScales`, the LutMatMul/LutPackWeights attribute tiled_scales = 1): the
+ * scales and offsets [N, K/group_size] are stored the same way, element (n, blk) at
+ * (⌊n/R⌋·blocks + blk)·R + n mod R, so a kernel reads the scales of R rows of one block with
+ * vector loads.
  */
 
 /** q' = 2q − (2^b − 1). */
@@ -41,6 +46,12 @@ export function planeOffset(plane: number, n: number, j: number, N: number, grou
   if (rowsPerTile === 1) return (plane * N + n) * groups + j;
   const tile = Math.floor(n / rowsPerTile);
   return ((plane * (N / rowsPerTile) + tile) * groups + j) * rowsPerTile + (n % rowsPerTile);
+}
+
+/** Offset of element (n, blk) of the scales/offsets [N, blocks] (see the file comment). */
+export function scaleOffset(n: number, blk: number, blocks: number, rowsPerTile: number, tiledScales: boolean): number {
+  if (!tiledScales || rowsPerTile === 1) return n * blocks + blk;
+  return (Math.floor(n / rowsPerTile) * blocks + blk) * rowsPerTile + (n % rowsPerTile);
 }
 
 export function checkRowsPerTile(N: number, rowsPerTile: number, where?: string): void {
@@ -113,14 +124,14 @@ export interface LutWeightSource {
 export interface LutWeights {
   /** [bits, N, K/g] g-bit indices (interleaved by rowsPerTile). */
   planes: Uint8Array;
-  /** [N, K/groupSize]: s/2. */
+  /** [N, K/groupSize]: s/2 (tiled when asked, see scaleOffset). */
   scales: Float32Array;
-  /** [N, K/groupSize]: (s/2)·(2^b − 1 − 2z). */
+  /** [N, K/groupSize]: (s/2)·(2^b − 1 − 2z) (tiled like the scales). */
   offsets: Float32Array;
 }
 
 /** Re-lays a QuantMatMul weight for LutMatMul (see the file comment). */
-export function relayoutWeights(src: LutWeightSource, g: number, rowsPerTile: number, where?: string): LutWeights {
+export function relayoutWeights(src: LutWeightSource, g: number, rowsPerTile: number, where?: string, tiledScales = false): LutWeights {
   const { codes, scales, zeroPoints, bits, ternary, N, K, groupSize } = src;
   checkGroupLayout(K, g, groupSize, where);
   checkRowsPerTile(N, rowsPerTile, where);
@@ -139,8 +150,9 @@ export function relayoutWeights(src: LutWeightSource, g: number, rowsPerTile: nu
   for (let i = 0; i < N * blocks; i++) {
     const half = scales[i] / 2;
     const z = zeroPoints ? zeroPoints[i] : fallbackZero;
-    halfScales[i] = half;
-    offsets[i] = half * (top - 2 * z);
+    const at = scaleOffset(Math.floor(i / blocks), i % blocks, blocks, rowsPerTile, tiledScales);
+    halfScales[at] = half;
+    offsets[at] = half * (top - 2 * z);
   }
   return { planes, scales: halfScales, offsets };
 }

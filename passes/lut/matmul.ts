@@ -1,5 +1,5 @@
 import { lookupSymmetric, storedEntries } from './tables.js';
-import { planeOffset } from './bitplanes.js';
+import { planeOffset, scaleOffset } from './bitplanes.js';
 
 /**
  * The LUT matmul every target must reproduce:
@@ -17,9 +17,9 @@ export interface LutMatMulArgs {
   actSums: ArrayLike<number>;
   /** [bits, N, K/g], stored interleaved by rowsPerTile. */
   planes: ArrayLike<number>;
-  /** [N, K/groupSize]. */
+  /** [N, K/groupSize] (tiled [N/R, blocks, R] when tiledScales). */
   scales: ArrayLike<number>;
-  /** [N, K/groupSize]. */
+  /** [N, K/groupSize], laid out like the scales. */
   offsets: ArrayLike<number>;
   /** [N]. */
   bias?: ArrayLike<number>;
@@ -30,6 +30,8 @@ export interface LutMatMulArgs {
   g: number;
   groupSize: number;
   rowsPerTile: number;
+  /** Scales and offsets stored tile by tile like the planes (bitplanes.ts scaleOffset). */
+  tiledScales?: boolean;
 }
 
 /** The block sums I[m, n, blk] ([M, N, K/groupSize]); integers for int8 tables. */
@@ -61,7 +63,8 @@ export function lutBlockSums(args: LutMatMulArgs): Float64Array {
 
 /** Y [M, N] in f64 (the caller rounds to the output dtype once). */
 export function lutMatMul(args: LutMatMulArgs): Float64Array {
-  const { tableScales, actSums, scales, offsets, bias, M, N, K, groupSize } = args;
+  const { tableScales, actSums, scales, offsets, bias, M, N, K, groupSize, rowsPerTile } = args;
+  const tiled = args.tiledScales ?? false;
   const blocks = K / groupSize;
   const sums = lutBlockSums(args);
   const y = new Float64Array(M * N);
@@ -69,7 +72,7 @@ export function lutMatMul(args: LutMatMulArgs): Float64Array {
     for (let n = 0; n < N; n++) {
       let acc = 0;
       for (let blk = 0; blk < blocks; blk++) {
-        const w = n * blocks + blk;
+        const w = scaleOffset(n, blk, blocks, rowsPerTile, tiled);
         const a = m * blocks + blk;
         acc += scales[w] * tableScales[a] * sums[(m * N + n) * blocks + blk] + offsets[w] * actSums[a];
       }

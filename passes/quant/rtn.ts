@@ -14,8 +14,8 @@ import { dequantizeCodes } from '../../ir/ops/llmcc/QuantMatMul.js';
  *
  * Grid search (llama.cpp make_qx_quants / make_qkx2_quants style, no calibration data): a
  * min/max grid wastes levels on the tails of bell-shaped weights, so for each group a range
- * of candidate scales is tried (from the "no clipping" scale down to about half of it), the
- * codes rounded for each, and the candidate with the least squared error kept; then the
+ * of candidate scales is tried (from the "no clipping" scale down to about half of it, coarse
+ * then fine around the best), the codes rounded for each, and the least squared error kept; then the
  * scale is refit by least squares for those codes (s = Σ w·(q − z) / Σ (q − z)²) and the
  * codes re-rounded, which can only lower the error further. Weights beyond the outermost
  * level are therefore clipped to it when that lowers the group's total error, so the
@@ -102,83 +102,195 @@ function clamp(x: number, lo: number, hi: number): number {
   return x < lo ? lo : x > hi ? hi : x;
 }
 
-/** Candidate scales per group, as fractions of the no-clipping scale. */
-const SCALE_SEARCH_STEPS = 24;
-const SCALE_SEARCH_MIN = 0.5;
+/**
+ * Scale search per group, coarse then fine: COARSE_STEPS scales evenly over [SEARCH_MIN, 1) of
+ * the no-clipping scale, then FINE_STEPS more on each side of the best one, a third of a coarse
+ * step apart (the same resolution as 24 even steps, at half the trials).
+ */
+const COARSE_STEPS = 8;
+const FINE_STEPS = 2;
+const SEARCH_MIN = 0.5;
 /** Least-squares refits after the search (each re-rounds the codes). */
 const REFIT_ROUNDS = 2;
-
-/** One group's grid: codes 0..maxCode, level (c − z)·s. */
-interface GroupFit {
-  scale: number;
-  zero: number;
-  error: number;
-}
 
 function nearestCode(x: number, s: number, z: number, maxCode: number): number {
   return s === 0 ? clamp(Math.round(z), 0, maxCode) : clamp(Math.round(x / s + z), 0, maxCode);
 }
 
-/** Squared error of rounding w[start, end) to the grid (s, z). */
-function gridError(w: ArrayLike<number>, start: number, end: number, s: number, z: number, maxCode: number, weight?: Weighting): number {
-  let error = 0;
-  for (let i = start; i < end; i++) {
-    const d = w[i] - (nearestCode(w[i], s, z, maxCode) - z) * s;
-    error += weight ? weight.of(i) * d * d : d * d;
-  }
-  return error;
-}
+/** 2^42 + 1: Veltkamp's splitter that rounds an f64 to 53 − 42 = 11 significant bits (f16's). */
+const F16_SPLITTER = 4398046511105;
+const F16_MIN_NORMAL = 2 ** -14;
+const F16_MAX = 65504;
 
-/** Per-element weights of the squared error (the importance of each weight's column k). */
-interface Weighting {
-  of(index: number): number;
-}
-
-/** The least-squares scale for the codes rounded at (s, z), z fixed; s when degenerate. */
-function refitScale(w: ArrayLike<number>, start: number, end: number, s: number, z: number, maxCode: number, weight?: Weighting): number {
-  let num = 0;
-  let den = 0;
-  for (let i = start; i < end; i++) {
-    const q = nearestCode(w[i], s, z, maxCode) - z;
-    const c = weight ? weight.of(i) : 1;
-    num += c * w[i] * q;
-    den += c * q * q;
-  }
-  return den > 0 && num > 0 ? num / den : s;
+/** roundScale for the search's many candidates: f16 by Veltkamp splitting in its normal range. */
+function roundScaleFast(x: number, dtype: ScaleDtype): number {
+  if (dtype === 'f32') return Math.fround(x);
+  if (x < F16_MIN_NORMAL || x > F16_MAX) return roundToF16(x);
+  const c = F16_SPLITTER * x;
+  return c - (c - x);
 }
 
 /**
- * Searches the group's scale (and integer zero point when `zeroCandidates` gives several)
- * for the least squared error; `fullScale` is the scale at which nothing clips.
+ * The grid search of one weight at a time, group by group (see the module comment): state in
+ * fields and typed arrays so the inner loops allocate nothing and stay monomorphic.
  */
-function searchGrid(
-  w: ArrayLike<number>, start: number, end: number, fullScale: number, maxCode: number,
-  zeroCandidates: (s: number) => number[], scaleDtype: ScaleDtype, weight?: Weighting,
-): GroupFit {
-  let best: GroupFit = { scale: 0, zero: zeroCandidates(0)[0], error: Infinity };
-  const consider = (rawScale: number, zeros: readonly number[]): void => {
-    const s = roundScale(rawScale, scaleDtype);
-    for (const z of zeros) {
-      const error = gridError(w, start, end, s, z, maxCode, weight);
-      if (error < best.error) best = { scale: s, zero: z, error };
+class GridSearch {
+  start = 0;
+  end = 0;
+  /** Best grid so far for the current group. */
+  scale = 0;
+  zero = 0;
+  error = Infinity;
+  /** Zero-point candidates of the current scale: zeros[0 .. zeroCount). */
+  private readonly zeros = new Float64Array(3);
+  private zeroCount = 0;
+
+  constructor(
+    private readonly w: Float32Array | Float64Array,
+    private readonly k: number,
+    private readonly maxCode: number,
+    private readonly scaleDtype: ScaleDtype,
+    /** Per-column error weights (length K), or undefined for the plain squared error. */
+    private readonly imp: Float64Array | undefined,
+  ) {}
+
+  /** Squared error of rounding the group to the grid (s, z). */
+  gridError(s: number, z: number): number {
+    const { w, start, end, imp, maxCode } = this;
+    let error = 0;
+    if (s === 0) {
+      const level = (clamp(Math.round(z), 0, maxCode) - z) * s;
+      for (let i = start; i < end; i++) {
+        const d = w[i] - level;
+        error += imp ? imp[i % this.k] * d * d : d * d;
+      }
+      return error;
     }
-  };
-  if (fullScale === 0) {
-    consider(0, zeroCandidates(0));
-    return best;
+    // Round to nearest as floor(v + ½) by truncation after the clamp: 4× faster than Math.round in V8.
+    const inv = 1 / s;
+    const zHalf = z + 0.5;
+    if (imp) {
+      for (let i = start, j = start % this.k; i < end; i++, j++) {
+        const x = w[i];
+        const v = x * inv + zHalf;
+        const c = v <= 0 ? 0 : v >= maxCode ? maxCode : v | 0;
+        const d = x - (c - z) * s;
+        error += imp[j] * d * d;
+      }
+      return error;
+    }
+    for (let i = start; i < end; i++) {
+      const x = w[i];
+      const v = x * inv + zHalf;
+      const c = v <= 0 ? 0 : v >= maxCode ? maxCode : v | 0;
+      const d = x - (c - z) * s;
+      error += d * d;
+    }
+    return error;
   }
-  // The no-clipping scale, rounded up so it still clips nothing, is always a candidate.
-  consider(roundScaleUp(fullScale, scaleDtype), zeroCandidates(fullScale));
-  for (let step = 0; step < SCALE_SEARCH_STEPS; step++) {
-    const s = fullScale * (SCALE_SEARCH_MIN + ((1 - SCALE_SEARCH_MIN) * step) / SCALE_SEARCH_STEPS);
-    consider(s, zeroCandidates(s));
+
+  /** The least-squares scale for the codes rounded at (s, z), z fixed; s when degenerate. */
+  refitScale(s: number, z: number): number {
+    const { w, start, end, imp, maxCode } = this;
+    if (s === 0) return s;
+    const inv = 1 / s;
+    const zHalf = z + 0.5;
+    let num = 0;
+    let den = 0;
+    for (let i = start; i < end; i++) {
+      const x = w[i];
+      const v = x * inv + zHalf;
+      const q = (v <= 0 ? 0 : v >= maxCode ? maxCode : v | 0) - z;
+      const c = imp ? imp[i % this.k] : 1;
+      num += c * x * q;
+      den += c * q * q;
+    }
+    return den > 0 && num > 0 ? num / den : s;
   }
-  for (let round = 0; round < REFIT_ROUNDS; round++) {
-    const refit = refitScale(w, start, end, best.scale, best.zero, maxCode, weight);
-    if (refit === best.scale) break;
-    consider(refit, [best.zero]);
+
+  /** Tries scale `s` (already in the storage dtype) with zero point z. */
+  private try(s: number, z: number): boolean {
+    const error = this.gridError(s, z);
+    if (error >= this.error) return false;
+    this.scale = s;
+    this.zero = z;
+    this.error = error;
+    return true;
   }
-  return best;
+
+  /** Tries a raw scale with every current zero candidate; true when one improved. */
+  private tryZeros(rawScale: number, round: 'nearest' | 'up'): boolean {
+    const s = round === 'up' ? roundScaleUp(rawScale, this.scaleDtype) : roundScaleFast(rawScale, this.scaleDtype);
+    let improved = false;
+    for (let i = 0; i < this.zeroCount; i++) if (this.try(s, this.zeros[i])) improved = true;
+    return improved;
+  }
+
+  /** One fixed zero point (symmetric grids). */
+  setZero(z: number): void {
+    this.zeros[0] = z;
+    this.zeroCount = 1;
+  }
+
+  /** Asymmetric zero candidates for scale s over [lo, hi]: grid bottom, top or centre aligned. */
+  setAsymmetricZeros(s: number, lo: number, hi: number): void {
+    const maxCode = this.maxCode;
+    if (s === 0) { this.setZero(0); return; }
+    const centre = Math.round(maxCode / 2 - (lo + hi) / (2 * s));
+    let count = 0;
+    for (const raw of [Math.round(-lo / s), Math.round(maxCode - hi / s), centre]) {
+      const z = clamp(raw, 0, maxCode);
+      let seen = false;
+      for (let i = 0; i < count; i++) if (this.zeros[i] === z) seen = true;
+      if (!seen) this.zeros[count++] = z;
+    }
+    this.zeroCount = count;
+  }
+
+  /**
+   * Searches the group [start, end) for the least squared error; `fullScale` is the scale at
+   * which nothing clips. Asymmetric grids (lo/hi given) also search the zero point: the
+   * candidates of each coarse scale, then the best one ±1 on the fine scales.
+   */
+  search(start: number, end: number, fullScale: number, fixedZero: number | undefined, lo: number, hi: number): void {
+    this.start = start;
+    this.end = end;
+    this.error = Infinity;
+    const zerosFor = (s: number): void => (fixedZero === undefined ? this.setAsymmetricZeros(s, lo, hi) : this.setZero(fixedZero));
+    zerosFor(fullScale);
+    this.scale = 0;
+    this.zero = this.zeros[0];
+    if (fullScale === 0) {
+      this.tryZeros(0, 'nearest');
+      return;
+    }
+    // The no-clipping scale, rounded up so it still clips nothing, is always a candidate.
+    this.tryZeros(fullScale, 'up');
+    const step = (1 - SEARCH_MIN) / COARSE_STEPS;
+    let bestFraction = 1;
+    for (let i = 0; i < COARSE_STEPS; i++) {
+      const fraction = SEARCH_MIN + step * i;
+      zerosFor(fullScale * fraction);
+      if (this.tryZeros(fullScale * fraction, 'nearest')) bestFraction = fraction;
+    }
+    if (fixedZero === undefined) {
+      const z = this.zero;
+      this.zeroCount = 0;
+      for (const c of [z - 1, z, z + 1]) if (c >= 0 && c <= this.maxCode) this.zeros[this.zeroCount++] = c;
+    } else {
+      this.setZero(fixedZero);
+    }
+    for (let i = 1; i <= FINE_STEPS; i++) {
+      const delta = (step * i) / (FINE_STEPS + 1);
+      if (bestFraction - delta > 0) this.tryZeros(fullScale * (bestFraction - delta), 'nearest');
+      if (bestFraction + delta < 1) this.tryZeros(fullScale * (bestFraction + delta), 'nearest');
+    }
+    for (let round = 0; round < REFIT_ROUNDS; round++) {
+      const refit = this.refitScale(this.scale, this.zero);
+      if (refit === this.scale) break;
+      this.try(roundScaleFast(refit, this.scaleDtype), this.zero);
+    }
+  }
 }
 
 export function quantizeRtn(w: ArrayLike<number>, n: number, k: number, options: RtnOptions): QuantizedWeight {
@@ -197,26 +309,29 @@ export function quantizeRtn(w: ArrayLike<number>, n: number, k: number, options:
   const half = 2 ** (bits - 1);
   const importance = options.importance;
   if (importance && importance.length !== k) throw new LlmccError(`importance has ${importance.length} values, expected K=${k}`);
-  const weight: Weighting | undefined = importance ? { of: (i) => importance[i % k] } : undefined;
+  const imp = importance ? Float64Array.from(importance) : undefined;
+  // Typed arrays keep the search's inner loops monomorphic; other inputs are copied once.
+  const data = w instanceof Float32Array || w instanceof Float64Array ? w : Float64Array.from(w);
+  const search = new GridSearch(data, k, maxCode, scaleDtype, imp);
 
   for (let g = 0; g < n * groupsPerRow; g++) {
     const start = Math.floor(g / groupsPerRow) * k + (g % groupsPerRow) * groupSize;
     const end = start + groupSize;
     if (oneBitSymmetric) {
       let sumAbs = 0;
-      for (let i = start; i < end; i++) sumAbs += Math.abs(w[i]);
+      for (let i = start; i < end; i++) sumAbs += Math.abs(data[i]);
       scales[g] = roundScale((2 * sumAbs) / groupSize, scaleDtype);
       zeroPoints![g] = 0.5;
-      for (let i = start; i < end; i++) codes[i] = w[i] >= 0 ? 1 : 0;
+      for (let i = start; i < end; i++) codes[i] = data[i] >= 0 ? 1 : 0;
       continue;
     }
     if (!symmetric && bits === 1) {
       let mean = 0;
-      for (let i = start; i < end; i++) mean += w[i];
+      for (let i = start; i < end; i++) mean += data[i];
       mean /= groupSize;
       let [sumLo, countLo, sumHi, countHi] = [0, 0, 0, 0];
       for (let i = start; i < end; i++) {
-        if (w[i] >= mean) { sumHi += w[i]; countHi++; } else { sumLo += w[i]; countLo++; }
+        if (data[i] >= mean) { sumHi += data[i]; countHi++; } else { sumLo += data[i]; countLo++; }
       }
       const hiLevel = sumHi / countHi;
       const loLevel = countLo ? sumLo / countLo : hiLevel;
@@ -225,38 +340,36 @@ export function quantizeRtn(w: ArrayLike<number>, n: number, k: number, options:
       const s = roundScale(constantGroup ? Math.abs(hiLevel) : hiLevel - loLevel, scaleDtype);
       scales[g] = s;
       zeroPoints![g] = s === 0 ? 0 : Math.fround(-loLevel / s);
-      for (let i = start; i < end; i++) codes[i] = !constantGroup && w[i] >= mean ? 1 : 0;
+      for (let i = start; i < end; i++) codes[i] = !constantGroup && data[i] >= mean ? 1 : 0;
       continue;
     }
 
-    let fit: GroupFit;
     if (symmetric) {
       let maxAbs = 0;
-      for (let i = start; i < end; i++) maxAbs = Math.max(maxAbs, Math.abs(w[i]));
+      for (let i = start; i < end; i++) maxAbs = Math.max(maxAbs, Math.abs(data[i]));
       // Mid-rise 2-bit: outer levels ±1.5·s; mid-tread: ±(half − 1)·s plus the extra −half·s.
       const z = midRise ? 1.5 : half;
-      const fullScale = maxAbs / (midRise ? 2 : half - 0.5);
-      fit = searchGrid(w, start, end, fullScale, maxCode, () => [z], scaleDtype, weight);
+      search.search(start, end, maxAbs / (midRise ? 2 : half - 0.5), z, 0, 0);
     } else {
       // The range widened to include 0, so every candidate grid (which holds 0) can cover it.
       let lo = 0;
       let hi = 0;
       for (let i = start; i < end; i++) {
-        lo = Math.min(lo, w[i]);
-        hi = Math.max(hi, w[i]);
+        lo = Math.min(lo, data[i]);
+        hi = Math.max(hi, data[i]);
       }
-      const zeroCandidates = (s: number): number[] => {
-        if (s === 0) return [0];
-        const centre = Math.round(maxCode / 2 - (lo + hi) / (2 * s));
-        const found = [Math.round(-lo / s), Math.round(maxCode - hi / s), centre - 1, centre, centre + 1]
-          .map((z) => clamp(z, 0, maxCode));
-        return [...new Set(found)];
-      };
-      fit = searchGrid(w, start, end, (hi - lo) / maxCode, maxCode, zeroCandidates, scaleDtype, weight);
+      search.search(start, end, (hi - lo) / maxCode, undefined, lo, hi);
     }
-    scales[g] = fit.scale;
-    if (zeroPoints) zeroPoints[g] = fit.zero;
-    for (let i = start; i < end; i++) codes[i] = nearestCode(w[i], fit.scale, fit.zero, maxCode);
+    scales[g] = search.scale;
+    if (zeroPoints) zeroPoints[g] = search.zero;
+    const { scale, zero } = search;
+    if (scale === 0) codes.fill(nearestCode(0, 0, zero, maxCode), start, end);
+    else {
+      for (let i = start; i < end; i++) {
+        const v = data[i] / scale + zero + 0.5; // floor(x/s + z + ½): round to nearest, as nearestCode
+        codes[i] = v <= 0 ? 0 : v >= maxCode ? maxCode : v | 0;
+      }
+    }
   }
   return {
     info: { bits, ternary: false, groupSize, symmetric, scaleDtype, layout: { kind: 'codes-nk' } },

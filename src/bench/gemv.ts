@@ -52,6 +52,8 @@ export interface GemvBenchOptions {
   coldBytes: number;
   /** N when it differs from K (`bench gemv --n`); default N = K. */
   nOverride?: number;
+  /** Thread counts for the llmcc-wasm rows (worker threads on a shared memory); 1 = single thread. */
+  threads: number[];
   log: (line: string) => void;
 }
 
@@ -67,6 +69,8 @@ export const DEFAULT_SUITE: GemvBenchOptions = {
   budgetMs: 400,
   minRuns: 3,
   coldBytes: 128 * 1024 * 1024,
+  // The targets are single-threaded; a row with every core shows what threads add.
+  threads: os.cpus().length > 1 ? [1, os.cpus().length] : [1],
   log: (line) => process.stdout.write(`${line}\n`),
 };
 
@@ -86,7 +90,7 @@ function residentBytes(impl: BenchResult['impl'], k: number, n: number, bits: nu
 
 async function measure(
   opts: GemvBenchOptions, results: BenchResult[], base: Omit<BenchResult, 'median_ms' | 'runs' | 'weight_gbps' | 'cold' | 'threads'>,
-  prepare: (layers: number) => Promise<Timed | undefined>, cold: boolean,
+  prepare: (layers: number) => Promise<Timed | undefined>, cold: boolean, threads = 1,
 ): Promise<void> {
   const layers = cold ? Math.max(2, Math.ceil(opts.coldBytes / residentBytes(base.impl, base.k, base.n, base.bits, opts.groupSize))) : 1;
   const impl = await prepare(layers);
@@ -96,7 +100,7 @@ async function measure(
     const times = await timeRuns(impl, opts.budgetMs, opts.minRuns, 5000, Math.min(warmup, 8));
     const ms = median(times);
     const result: BenchResult = {
-      ...base, threads: 1, median_ms: round(ms, 4), runs: times.length,
+      ...base, threads, median_ms: round(ms, 4), runs: times.length,
       weight_gbps: round(weightBytes(base.k, base.n, base.bits, opts.groupSize) / (ms / 1000) / 1e9, 2), cold,
     };
     results.push(result);
@@ -132,9 +136,12 @@ export async function runGemvBench(opts: GemvBenchOptions): Promise<BenchReport>
         const ternary = bitsSpec === 'ternary';
         const bits = ternary ? 2 : bitsSpec as number;
         const shape: GemvShape = { M: m, K: size, N: n, bits, ternary, groupSize: opts.groupSize };
-        for (const cold of regimesHere) {
-          await measure(opts, results, { impl: 'llmcc-wasm', variant: `lut ${ternary ? 'ternary' : `${bits}-bit`}`, op, m, k: size, n, bits: ternary ? 1.58 : bits },
-            (layers) => prepareLlmccWasm(shape, layers), cold);
+        for (const threads of opts.threads) {
+          const variant = `lut ${ternary ? 'ternary' : `${bits}-bit`}${threads > 1 ? ` ${threads} threads` : ''}`;
+          for (const cold of regimesHere) {
+            await measure(opts, results, { impl: 'llmcc-wasm', variant, op, m, k: size, n, bits: ternary ? 1.58 : bits },
+              (layers) => prepareLlmccWasm(shape, layers, threads), cold, threads);
+          }
         }
       }
       if (!opts.ort) continue;
@@ -176,12 +183,14 @@ export function summarize(report: BenchReport): string[] {
   }
   for (const [name, rows] of groups) {
     const ours = rows.find((r) => r.impl === 'llmcc-wasm' && r.variant === 'lut 2-bit');
+    const threaded = rows.find((r) => r.impl === 'llmcc-wasm' && r.bits === 2 && r.threads > 1);
     if (!ours) continue;
     const peers = rows.filter((r) => r.impl !== 'llmcc-wasm');
     if (!peers.length) continue;
     const parts = peers.map((p) => `${p.impl} ${p.variant} ×${(p.median_ms / ours.median_ms).toFixed(2)}`);
     const bw = ours.cold ? `, ${(100 * ours.weight_gbps / report.machine.bandwidth_gbps).toFixed(0)}% of DRAM read` : '';
-    lines.push(`${name}: llmcc 2-bit ${ours.median_ms.toFixed(3)} ms${bw}; peer time / llmcc: ${parts.join(', ')}`);
+    const withThreads = threaded ? ` (${threaded.threads} threads: ${threaded.median_ms.toFixed(3)} ms)` : '';
+    lines.push(`${name}: llmcc 2-bit ${ours.median_ms.toFixed(3)} ms${bw}${withThreads}; peer time / llmcc (1 thread): ${parts.join(', ')}`);
   }
   return lines;
 }

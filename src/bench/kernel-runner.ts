@@ -9,20 +9,28 @@ const PAGE = 65536;
  */
 export class KernelRunner {
   readonly memory: WebAssembly.Memory;
-  private readonly exports: Record<string, (...args: number[]) => void>;
+  /** The compiled module (worker threads instantiate it on the same shared memory). */
+  readonly module: WebAssembly.Module;
+  readonly exports: Record<string, (...args: number[]) => void>;
   private top = 16;
 
-  private constructor(memory: WebAssembly.Memory, exports: Record<string, (...args: number[]) => void>) {
+  private constructor(memory: WebAssembly.Memory, module: WebAssembly.Module, exports: Record<string, (...args: number[]) => void>) {
     this.memory = memory;
+    this.module = module;
     this.exports = exports;
   }
 
-  static async create(kernels: Kernel[], initialBytes = PAGE): Promise<KernelRunner> {
-    const binary = buildWasmModule(kernels);
-    const memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(initialBytes / PAGE)) });
+  /** `shared`: a shared memory of exactly `initialBytes` (it cannot grow past that). */
+  static async create(kernels: Kernel[], initialBytes = PAGE, options: { shared?: boolean } = {}): Promise<KernelRunner> {
+    const pages = Math.max(1, Math.ceil(initialBytes / PAGE));
+    const shared = options.shared ?? false;
+    const binary = buildWasmModule(kernels, shared ? { sharedMemory: true, maximumPages: pages } : {});
+    const memory = shared
+      ? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
+      : new WebAssembly.Memory({ initial: pages });
     const module = await WebAssembly.compile(binary as Uint8Array<ArrayBuffer>);
     const instance = await WebAssembly.instantiate(module, { env: { memory } });
-    return new KernelRunner(memory, instance.exports as unknown as Record<string, (...args: number[]) => void>);
+    return new KernelRunner(memory, module, instance.exports as unknown as Record<string, (...args: number[]) => void>);
   }
 
   /** Reserves `bytes` (16-aligned) and returns the byte offset. */

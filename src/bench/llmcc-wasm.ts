@@ -2,13 +2,15 @@ import type { Attribute, Node, TensorType } from '../../ir/graph.js';
 import type { KernelBuildContext } from '../../targets/wasm/kernel-def.js';
 import { buildLutMatMul } from '../../targets/wasm/kernels/lut/LutMatMul.js';
 import { buildLutPrecompute } from '../../targets/wasm/kernels/lut/LutPrecompute.js';
-import { WASM_LUT_LAYOUT } from '../../targets/wasm/kernels/lut/common.js';
+import { WASM_LUT_LAYOUT, lutMatMulParams } from '../../targets/wasm/kernels/lut/common.js';
+import { fastSubtiles } from '../../targets/wasm/kernels/lut/matmul-fast.js';
+import { WasmThreadPool, splitRange } from '../runtime/threads.js';
 import { KernelRunner } from './kernel-runner.js';
 import { randomFill, type Layer, type GemvShape, type Timed } from './common.js';
 
 /**
  * llmcc-wasm side of the GEMV/GEMM benchmark: the LutPrecompute + LutMatMul kernels the
- * compiler emits for a lowered low-bit layer (g = 4, rows_per_tile = 16, int8 tables), run on
+ * compiler emits for a lowered low-bit layer (g = 4, rows_per_tile = 16, tiled scales, int8 tables), run on
  * one wasm memory. Weights are random bytes in the planes layout (the kernel's speed does not
  * depend on their values); every layer of the cold set gets its own data.
  */
@@ -21,24 +23,26 @@ function ctx(node: Node, inputs: TensorType[], outputs: TensorType[]): KernelBui
   return { node, inputs, outputs, constant: () => undefined, name: node.name };
 }
 
-export async function prepareLlmccWasm(shape: GemvShape, layers: number): Promise<Timed> {
+export async function prepareLlmccWasm(shape: GemvShape, layers: number, threads = 1): Promise<Timed> {
   const { M, K, N, groupSize } = shape;
   const bits = shape.bits;
-  const { g, rowsPerTile } = WASM_LUT_LAYOUT;
+  const { g, rowsPerTile, tiledScales } = WASM_LUT_LAYOUT;
   const groups = K / g, blocks = K / groupSize;
   const pre: Node = { name: 'pre', domain: 'llmcc', op: 'LutPrecompute', inputs: ['a'], outputs: ['t', 'ts', 'as'], attributes: intAttrs({ g, group_size: groupSize, table: 'i8' }) };
   const mm: Node = {
     name: 'mm', domain: 'llmcc', op: 'LutMatMul', inputs: ['t', 'ts', 'as', 'p', 's', 'o'], outputs: ['y'],
-    attributes: intAttrs({ bits, g, group_size: groupSize, K, N, rows_per_tile: rowsPerTile }),
+    attributes: intAttrs({ bits, g, group_size: groupSize, K, N, rows_per_tile: rowsPerTile, tiled_scales: tiledScales ? 1 : 0 }),
   };
   const tablesType: TensorType = { dtype: 'i8', shape: [M, groups, 8] };
   const blockType: TensorType = { dtype: 'f32', shape: [M, blocks] };
   const kernels = [
     buildLutPrecompute(ctx(pre, [{ dtype: 'f32', shape: [M, K] }], [tablesType, blockType, blockType])),
-    buildLutMatMul(ctx(mm, [tablesType, blockType, blockType, { dtype: 'u8', shape: [bits, N, groups] }, { dtype: 'f32', shape: [N, blocks] }, { dtype: 'f32', shape: [N, blocks] }], [{ dtype: 'f32', shape: [M, N] }])),
+    buildLutMatMul(ctx(mm, [tablesType, blockType, blockType, { dtype: 'u8', shape: [bits, N, groups] }, { dtype: 'f32', shape: [N, blocks] }, { dtype: 'f32', shape: [N, blocks] }], [{ dtype: 'f32', shape: [M, N] }]),
+      { rowRange: threads > 1 }),
   ];
   const planeBytes = bits * N * groups;
-  const runner = await KernelRunner.create(kernels, layers * (planeBytes + 8 * N * blocks) + (1 << 24));
+  const memoryBytes = layers * (planeBytes + 8 * N * blocks + 4096) + 2 * (M * K * 4 + M * groups * 24 + M * N * 4) + (1 << 20);
+  const runner = await KernelRunner.create(kernels, memoryBytes, { shared: threads > 1 });
   const a = runner.put(randomFill(new Float32Array(M * K), 1, (x) => x * 2 - 1));
   const tables = runner.alloc(M * groups * 8);
   const ts = runner.alloc(M * blocks * 4);
@@ -58,13 +62,28 @@ export async function prepareLlmccWasm(shape: GemvShape, layers: number): Promis
   const precompute = runner.fn('pre');
   const matmul = runner.fn('mm');
   let next = 0;
+  if (threads <= 1) {
+    return {
+      run() {
+        const w = weightLayers[next];
+        next = (next + 1) % weightLayers.length;
+        precompute(a, tables, ts, as, M);
+        matmul(tables, ts, as, w.planes, w.scales, w.offsets, y, scratch, M);
+      },
+      dispose() { /* the memory goes with the runner */ },
+    };
+  }
+  // Threads split the output rows in whole kernel steps; each expands the (identical) tables.
+  const pool = await WasmThreadPool.create(runner.module, runner.memory, runner.exports, ['mm'], threads);
+  const step = fastSubtiles(lutMatMulParams(mm));
+  const ranges = splitRange(N / rowsPerTile, threads, step);
   return {
     run() {
       const w = weightLayers[next];
       next = (next + 1) % weightLayers.length;
       precompute(a, tables, ts, as, M);
-      matmul(tables, ts, as, w.planes, w.scales, w.offsets, y, scratch, M);
+      pool.run('mm', ranges.map(([begin, end]) => [tables, ts, as, w.planes, w.scales, w.offsets, y, scratch, M, begin, end]));
     },
-    dispose() { /* the memory goes with the runner */ },
+    dispose: () => pool.close(),
   };
 }

@@ -4,6 +4,7 @@ import { LlmccError } from '../../ir/errors.js';
 import type { WeightBits } from '../../ir/quant.js';
 import type { LoweringOptions } from '../../passes/pipeline.js';
 import { parseBitsMap, type QuantSchemeOptions } from '../../passes/quant/layers.js';
+import { SUPPORTED_PATTERNS, parsePattern } from '../../passes/sparsity/pattern.js';
 import { WASM_LUT_LAYOUT } from '../../targets/wasm/kernels/lut/common.js';
 
 /** The low-bit flags shared by `run`, `compile` and `inspect --quant`. */
@@ -16,6 +17,10 @@ export interface LoweringFlags {
   table: 'i8' | 'f32';
   g: string;
   fuse: boolean;
+  /** `--no-fusion` makes this false: no graph fusions (passes/fusions). */
+  fusion?: boolean;
+  /** `--sparsity N:M` (2:4, 1:4, 2:8). */
+  sparsity?: string;
 }
 
 export function addQuantFlags(command: Command): Command {
@@ -31,7 +36,9 @@ export function addLoweringFlags(command: Command): Command {
   return addQuantFlags(command)
     .addOption(new Option('--table <kind>', 'LUT entry type: i8 (quantized tables) or f32 (exact)').choices(['i8', 'f32']).default('i8'))
     .option('--g <n>', 'activations per LUT group (table has 2^(g-1) stored entries)', '4')
-    .option('--no-fuse', 'keep the table precompute as its own op');
+    .option('--no-fuse', 'keep the table precompute as its own op')
+    .option('--no-fusion', 'skip the graph fusions (norms, activations, attention, QKV merge, MatMul epilogues) done by default for --lower and --target wasm')
+    .addOption(new Option('--sparsity <n:m>', 'N:M-prune MatMul weights by magnitude (or keep a pattern they already have) and pack them; needs --bits').choices([...SUPPORTED_PATTERNS]));
 }
 
 function positiveInt(value: string, flag: string): number {
@@ -68,11 +75,15 @@ export function quantSchemeFromFlags(flags: LoweringFlags): QuantSchemeOptions |
 /** The lowering options of the flags; `target` picks the plane layout its LUT kernel wants. */
 export function loweringFromFlags(flags: LoweringFlags, target?: string): LoweringOptions {
   const quantize = quantSchemeFromFlags(flags);
-  // wasm's fast LutMatMul reads 16 interleaved rows per v128 load.
-  const tiles = target === 'wasm' ? { rowsPerTile: WASM_LUT_LAYOUT.rowsPerTile, rowsPerTileFallback: true } : {};
+  // wasm's fast LutMatMul reads 16 interleaved rows (and their scales) per v128 load.
+  const tiles = target === 'wasm'
+    ? { rowsPerTile: WASM_LUT_LAYOUT.rowsPerTile, rowsPerTileFallback: true, tiledScales: WASM_LUT_LAYOUT.tiledScales }
+    : {};
   return {
     ...(quantize ? { quantize } : {}),
+    ...(flags.sparsity ? { sparsity: parsePattern(flags.sparsity) } : {}),
     lut: { g: positiveInt(flags.g, '--g'), table: flags.table, ...tiles },
     fuse: flags.fuse,
+    fusion: flags.fusion ?? true,
   };
 }

@@ -3,11 +3,16 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { benchGemvCommand, type BenchGemvOptions } from './commands/bench.js';
 import { compileCommand, type CompileOptions } from './commands/compile.js';
 import { conformanceCommand } from './commands/conformance.js';
+import { neonGemvCommand, type NeonGemvCliOptions } from '../bench/neon-gemv.js';
+import { diffCommand, type DiffCliOptions } from './diff.js';
 import { generateCommand, type GenerateCliOptions } from './commands/generate.js';
 import { inspectCommand, type InspectOptions } from './commands/inspect.js';
 import { runCommand, type RunOptions } from './commands/run.js';
+import { benchTunedCommand, tuneCommand, type BenchTunedOptions, type TuneCliOptions } from './commands/tune.js';
 import { EXIT_INVALID, reportError } from './errors.js';
 import { addLoweringFlags, addQuantFlags } from './lowering-options.js';
+import { lineProgressSink, setQuantProgressSink } from '../../passes/quant/progress.js';
+import { benchDecodeCommand, type BenchDecodeCliOptions } from '../bench/decode.js';
 
 function parseNumber(value: string): number {
   const n = Number(value);
@@ -41,6 +46,9 @@ function buildProgram(exit: (code: number) => void): Command {
     .option('--atol <a>', 'absolute tolerance (default by dtype: f32 1e-4, f16/bf16 1e-2, integers exact)', parseNumber)
     .option('--rtol <r>', 'relative tolerance (default 0, f64 1e-5)', parseNumber)
     .option('--out <dir>', 'also write the outputs as <dir>/output_K.pb')
+    .option('--host', 'neon: build for the host through SIMDe instead of aarch64 under qemu')
+    .option('--cpu <name>', 'neon: qemu CPU, max (+dotprod build, default) or cortex-a53 (no dotprod)')
+    .option('--sanitize', 'neon: host build with AddressSanitizer and UBSan')
     .option('--lower', 'run after low-bit lowering (pre-quantized import, --bits quantization, LUT lowering, fusion)')
     .option('--stats', 'print what each pass did'))
     .action(async (model: string, opts: RunOptions) => exit(await runCommand(model, opts)));
@@ -51,18 +59,52 @@ function buildProgram(exit: (code: number) => void): Command {
     .option('--target <name>', 'target to run on', 'ref')
     .option('--filter <regex>', 'only tests whose name matches')
     .option('--json <file>', 'write the results as JSON')
-    .action(async (dir: string, opts: { target: string; filter?: string; json?: string }) =>
+    .option('--host', 'neon: build for the host through SIMDe instead of aarch64 under qemu')
+    .option('--cpu <name>', 'neon: qemu CPU, max (+dotprod build, default) or cortex-a53 (no dotprod)')
+    .option('--sanitize', 'neon: host build with AddressSanitizer and UBSan')
+    .action(async (dir: string, opts: { target: string; filter?: string; json?: string; host?: boolean; cpu?: string; sanitize?: boolean }) =>
       exit(await conformanceCommand(dir, opts)));
 
   addLoweringFlags(program.command('compile')
     .description('compile a model: --target wasm -o model.llmcc writes a bundle; --emit ir prints the verified, typed IR')
     .argument('<model>', 'model.onnx')
     .addOption(new Option('--emit <what>', 'what to produce').choices(['ir']))
-    .addOption(new Option('--target <name>', 'compile for a target and write a bundle with -o').choices(['wasm']))
+    .addOption(new Option('--target <name>', 'compile for a target: wasm writes a bundle, neon a C project folder, with -o').choices(['wasm', 'neon']))
     .option('-o, --output <file>', 'write to a file instead of stdout (the bundle, with --target)')
+    .option('--data <dir>', 'neon: specialise on the input shapes of this test data set (and copy its inputs into the project)')
+    .option('--shape <spec...>', 'neon: input shapes as name=d0,d1,…')
+    .option('--embed-weights', 'neon: weights as arrays in model.c instead of model/weights.bin')
     .option('--lower', 'apply low-bit lowering first (pre-quantized import, --bits quantization, LUT lowering, fusion)')
-    .option('--stats', 'print what each pass did (to stderr)'))
+    .option('--stats', 'print what each pass did (to stderr)')
+    .option('--tuning-db <file>', 'tuning database (default $LLMCC_TUNING_DB, else ~/.cache/llmcc/tuning.json)')
+    .option('--tune [mode]', 'search the tunable kernels the database lacks first (default or exhaustive)')
+    .option('--no-tuning', 'ignore the tuning database (default knobs)'))
     .action(async (model: string, opts: CompileOptions) => exit(await compileCommand(model, opts)));
+
+  addLoweringFlags(program.command('tune')
+    .description('search tile/unroll knobs of the tunable kernels (cost model, then measurement) into the tuning database')
+    .argument('<model>', 'model.onnx')
+    .addOption(new Option('--target <name>', 'target to tune for').choices(['wasm']).makeOptionMandatory())
+    .option('--lower', 'apply low-bit lowering first, as compile --lower does (tune what compile will build)')
+    .option('--tuning-db <file>', 'tuning database (default $LLMCC_TUNING_DB, else ~/.cache/llmcc/tuning.json)')
+    .addOption(new Option('--tune <mode>', 'search effort: default (≤ 10 s per decoder) or exhaustive').choices(['default', 'exhaustive']).default('default'))
+    .option('--force', 'search again ops the database already has')
+    .option('--stats', 'print what each pass did (to stderr)'))
+    .action(async (model: string, opts: TuneCliOptions) => exit(await tuneCommand(model, opts)));
+
+  addLoweringFlags(program.command('diff')
+    .description('run a graph on every target and the reference with all intermediates exposed; the largest disagreement per op (exit 0 within tolerance, 1 beyond)')
+    .argument('<model>', 'model.onnx, a model folder, or a folder of model folders (the conformance suite, shared models)')
+    .option('--data <dir>', 'test_data_set directory (default: the model folder\'s first test_data_set_N)')
+    .option('--targets <list>', 'comma-separated targets (default: every registered target)')
+    .option('--atol <a>', 'absolute tolerance (default by dtype: f32 1e-4, f16/bf16 1e-2, integers exact)', parseNumber)
+    .option('--rtol <r>', 'relative tolerance (default by dtype: f32 1e-3, f16 1e-2, bf16 2e-2)', parseNumber)
+    .option('--isolate', 'run each node alone, fed the reference values of its inputs: each op\'s own error, not accumulated')
+    .option('--lower', 'diff after low-bit lowering (each target with its own LUT layout)')
+    .option('--filter <regex>', 'folder of models: only those whose path matches')
+    .option('--limit <n>', 'folder of models: at most n models', parseNumber)
+    .option('--json <file>', 'write every value\'s disagreement as JSON'))
+    .action(async (model: string, opts: DiffCliOptions) => exit(await diffCommand(model, opts)));
 
   program.command('generate')
     .description('generate tokens with a decoder (KV cache): prefill, then one token per step; prints ids, tokens/s, time to first token')
@@ -96,13 +138,48 @@ function buildProgram(exit: (code: number) => void): Command {
     .option('--no-cold', 'skip the cold regime')
     .option('--no-hot', 'skip the hot regime')
     .option('--no-ort', 'skip the ONNX Runtime rows')
+    .option('--sparsity <n:m>', 'instead: N:M sparse vs dense kernels (LUT and dequant) at the same bits, hot, one run')
     .action(async (opts: BenchGemvOptions) => exit(await benchGemvCommand(opts, true)));
+  bench.command('decode')
+    .description('token generation of a decoder (the generated 1B LLaMA): llmcc-wasm at --bits vs onnxruntime-web and -node on its MatMulNBits 4-bit graph; TTFT, tokens/s, peak RSS, each in a child process')
+    .option('--model <file>', 'float decoder (llama-gen --dtype f16): llmcc quantizes it to each of --bits')
+    .option('--nbits-model <file>', 'the same decoder with MatMulNBits 4-bit weights (llama-gen --matmulnbits 4), run by ORT')
+    .option('--bits <b>', 'llmcc weight bits, comma-separated', '2,4')
+    .option('--llmcc-nbits', 'also run llmcc on the MatMulNBits graph (pre-quantized import)')
+    .option('--prompt-length <n>', 'prompt tokens', parseNumber, 8)
+    .option('--max-tokens <n>', 'new tokens', parseNumber, 16)
+    .option('--ort-threads <n>', 'ORT intra-op threads (llmcc-wasm runs on one)', parseNumber, 1)
+    .option('--bundle-dir <dir>', 'where compiled bundles are kept (default: next to the model)')
+    .option('--impls <list>', 'rows: llmcc, ort-web, ort-node', 'llmcc,ort-web,ort-node')
+    .option('--json <file>', 'write the results as JSON')
+    .option('--child <spec>', 'internal: run one implementation and print its JSON result')
+    .action(async (opts: BenchDecodeCliOptions) => exit(await benchDecodeCommand(opts)));
+  bench.command('neon-gemv')
+    .description('dynamic aarch64 instructions per weight of the neon LUT GEMV under qemu, bits 1-4 and ternary, with and without dotprod')
+    .option('--k <k>', 'input features (default 4096)', parseNumber)
+    .option('--n <n>', 'output features (default K)', parseNumber)
+    .option('--bits <b>', 'comma-separated: 1, 2, 3, 4, ternary', '1,2,3,4,ternary')
+    .option('--group-size <g>', 'quantization group size (default 128)', parseNumber)
+    .option('--json <file>', 'write the results as JSON')
+    // `bench` has its own --json, which takes the flag when given after the subcommand too.
+    .action(async (opts: NeonGemvCliOptions, cmd: Command) =>
+      exit(await neonGemvCommand({ ...opts, json: opts.json ?? (cmd.parent?.opts() as { json?: string } | undefined)?.json })));
+  addLoweringFlags(bench.command('tuned')
+    .description("tuned vs default kernels for a model's tuned ops (from the tuning database), in one run")
+    .argument('<model>', 'model.onnx')
+    .option('--lower', 'apply low-bit lowering first, as compile --lower does')
+    .option('--tuning-db <file>', 'tuning database (default $LLMCC_TUNING_DB, else ~/.cache/llmcc/tuning.json)')
+    .option('--budget <ms>', 'timed milliseconds per op and regime', parseNumber)
+    .option('--json <file>', 'write the results as JSON'))
+    .action(async (model: string, opts: BenchTunedOptions) => exit(await benchTunedCommand(model, opts)));
 
   return program;
 }
 
 async function main(argv: string[]): Promise<void> {
   const verbose = argv.includes('--verbose');
+  // Quantizing a large model takes minutes: say how far it is (small models print nothing).
+  setQuantProgressSink(lineProgressSink((line) => process.stderr.write(`${line}\n`)));
   let code = 0;
   const program = buildProgram((c) => { code = c; });
   try {

@@ -4,8 +4,8 @@
  * lowering, and a run on every registered target with the seed model's test data. The
  * case passes when it ends in an LlmccError with a one-line message, or in a result that
  * is consistent (outputs match the inferred types; other targets agree with the
- * reference; the unmutated model reproduces its reference outputs). Anything else is a
- * finding.
+ * reference — numerically only inside the f32-safe range, see extreme.ts; the unmutated
+ * model reproduces its reference outputs). Anything else is a finding.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -22,6 +22,7 @@ import { writeFileAtomic } from '../fsutil.js';
 import { inspectModel, renderInspectReport } from '../inspect.js';
 import { loadModelFromBytes } from '../onnx/load.js';
 import { type TestDataSet, bindInputs } from '../testdata.js';
+import { extremeValue } from './extreme.js';
 import type { FeedEdit } from './mutate.js';
 
 export type Stage = 'import' | 'inspect' | 'verify' | 'compile' | 'lower' | 'run' | 'check';
@@ -33,7 +34,8 @@ export interface Refusal {
 }
 
 export type Outcome =
-  | { status: 'ok'; refusals: Refusal[] }
+  /** `extreme`: why the targets' values were not compared with the reference's (extreme.ts). */
+  | { status: 'ok'; refusals: Refusal[]; extreme?: string }
   | { status: 'error'; stage: Stage; message: string }
   | { status: 'finding'; stage: Stage; message: string; stack?: string };
 
@@ -72,6 +74,11 @@ export function editData(data: TestDataSet, edits: readonly FeedEdit[]): TestDat
   return { ...data, inputs };
 }
 
+/** What a run learned besides its outputs. */
+interface RunNotes {
+  extreme?: string;
+}
+
 class Finding extends Error {
   constructor(message: string, readonly detail?: string) {
     super(message);
@@ -101,6 +108,7 @@ export async function runCase(seed: SeedModel, bytes: Uint8Array, options: CaseO
 async function runStages(seed: SeedModel, bytes: Uint8Array, options: CaseOptions, outDir: string): Promise<Outcome> {
   let stage: Stage = 'import';
   const refusals: Refusal[] = [];
+  const notes: RunNotes = {};
   const backends = allBackends().filter((b) => b.name === 'ref' || !options.targets || options.targets.includes(b.name));
   try {
     const model = loadModelFromBytes(bytes, { path: path.join(seed.dir, 'model.onnx') });
@@ -121,7 +129,7 @@ async function runStages(seed: SeedModel, bytes: Uint8Array, options: CaseOption
     const data = seed.data && editData(seed.data, options.feedEdits ?? []);
     if (data) {
       stage = 'run';
-      reference = await runOnTargets(model, data, options.pristine, backends, refusals);
+      reference = await runOnTargets(model, data, options.pristine, backends, refusals, notes);
     }
 
     if (options.lower) {
@@ -134,10 +142,10 @@ async function runStages(seed: SeedModel, bytes: Uint8Array, options: CaseOption
       printModel(model);
       if (data && reference) {
         stage = 'run';
-        await runOnTargets(model, data, false, backends, refusals);
+        await runOnTargets(model, data, false, backends, refusals, notes);
       }
     }
-    return { status: 'ok', refusals };
+    return { status: 'ok', refusals, ...(notes.extreme ? { extreme: notes.extreme } : {}) };
   } catch (error) {
     const problem = classify(error);
     return problem.clear
@@ -203,7 +211,7 @@ function checkExternalInside(graph: Graph, dir: string): void {
  * other targets must agree with the reference; a pristine model must reproduce its data.
  */
 async function runOnTargets(
-  model: Model, data: TestDataSet, pristine: boolean, backends: readonly Backend[], refusals: Refusal[],
+  model: Model, data: TestDataSet, pristine: boolean, backends: readonly Backend[], refusals: Refusal[], notes: RunNotes,
 ): Promise<Map<string, Tensor>> {
   const feeds = bindInputs(model.graph, data);
   const ref = backends.find((b) => b.name === 'ref');
@@ -230,6 +238,9 @@ async function runOnTargets(
       if (!result.ok) throw new Finding(`unmutated model: output "${output.name}" differs from its reference data: ${result.reason ?? `max abs ${result.maxAbs}`}`);
     }
   });
+  // Outside the f32-safe range f32 and f64 evaluations may rightly differ (extreme.ts).
+  const extreme = backends.length > 1 ? extremeValue(model.graph, data) : undefined;
+  if (extreme) notes.extreme ??= extreme;
   for (const backend of backends) {
     if (backend === ref) continue;
     let outputs: Map<string, Tensor>;
@@ -245,6 +256,15 @@ async function runOnTargets(
       const actual = outputs.get(output.name);
       const expected = reference.get(output.name)!;
       if (!actual) throw new Finding(`target ${backend.name} produced no value for output "${output.name}"`);
+      if (extreme) {
+        const same = actual.dtype === expected.dtype && actual.shape.length === expected.shape.length &&
+          actual.shape.every((d, i) => d === expected.shape[i]);
+        if (!same) {
+          throw new Finding(`target ${backend.name} output "${output.name}" is ${actual.dtype}[${actual.shape.join(',')}], ` +
+            `the reference's ${expected.dtype}[${expected.shape.join(',')}]`);
+        }
+        continue;
+      }
       const result = compareTensors(actual, expected, crossTargetTolerance(expected));
       if (!result.ok) {
         throw new Finding(`target ${backend.name} disagrees with the reference on "${output.name}": ${result.reason ?? `max abs ${result.maxAbs}`}`);

@@ -55,6 +55,8 @@ export interface FuzzSummary {
   seeds: string[];
   cases: number;
   ok: number;
+  /** Of the ok cases, those outside the f32-safe range: targets checked for dtypes and shapes, not values. */
+  okExtreme: number;
   errors: number;
   /** `stage: first words of the message` → count, most frequent first. */
   errorsByKind: { kind: string; count: number }[];
@@ -104,7 +106,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzSummary> {
   const deadline = options.cases === undefined ? started + (options.seconds ?? 60) * 1000 : Infinity;
   const seedBytes = new Map<number, Uint8Array>();
   const summary: FuzzSummary = {
-    runSeed: options.runSeed, seeds: seeds.map((s) => s.name), cases: 0, ok: 0, errors: 0, errorsByKind: [], findings: [], seconds: 0,
+    runSeed: options.runSeed, seeds: seeds.map((s) => s.name), cases: 0, ok: 0, okExtreme: 0, errors: 0, errorsByKind: [], findings: [], seconds: 0,
   };
   const kinds = new Map<string, number>();
   let nextIndex = 0;
@@ -118,6 +120,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzSummary> {
     const { outcome } = result;
     if (outcome.status === 'ok') {
       summary.ok++;
+      if (outcome.extreme) summary.okExtreme++;
       for (const refusal of outcome.refusals) {
         const kind = `target ${refusal.target}: ${errorKind(refusal.message)}`;
         kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
@@ -181,7 +184,7 @@ function writeFinding(dir: string, record: FindingRecord, bytes: Uint8Array): vo
 export function formatSummary(s: FuzzSummary): string {
   const lines = [
     `fuzz seed ${s.runSeed}: ${s.cases} cases over ${s.seeds.length} seed models in ${s.seconds.toFixed(1)} s`,
-    `  ok ${s.ok}, clear errors ${s.errors}, findings ${s.findings.length}`,
+    `  ok ${s.ok} (${s.okExtreme} with extreme values: targets' outputs checked for dtype and shape only), clear errors ${s.errors}, findings ${s.findings.length}`,
     '  errors by kind (stage: first words; "target X" = a target declined a model the reference ran):',
     ...s.errorsByKind.map((k) => `    ${String(k.count).padStart(6)}  ${k.kind}`),
   ];

@@ -5,15 +5,16 @@
  * top-p with a seeded RNG). Browser-safe: no `node:` imports; the engine is any `run` callback
  * (an llmcc target session, a wasm bundle session, or onnxruntime in the tests).
  *
- * Known gap: the session API takes and returns JS tensors, so the cache makes a round trip
- * through JS per token (copied out of and back into the wasm arena); keeping it resident on the
- * target needs a session API with persistent device values.
+ * Engines that can `carry` (wasm sessions) keep the cache on the target: each step's present
+ * outputs stay in the wasm memory as the next step's past inputs, and only the ids, positions
+ * and logits cross to JS. Other engines (ref, onnxruntime) get the cache back as JS tensors.
  */
 import type { DType } from '../../ir/dtype.js';
 import { LlmccError } from '../../ir/errors.js';
 import type { Dim, Graph } from '../../ir/graph.js';
 import { Tensor } from '../../ir/tensor.js';
 import { seededRandom } from '../../ir/random.js';
+import type { CarriedPair } from './session.js';
 
 /** A graph input or output as the generator needs it. */
 export interface ValueSignature {
@@ -27,6 +28,8 @@ export interface DecoderEngine {
   inputs: ValueSignature[];
   outputs: ValueSignature[];
   run(feeds: Map<string, Tensor>): Promise<Map<string, Tensor>>;
+  /** Keeps outputs on the target as next step's inputs (RuntimeSession.carry); absent: the cache goes through JS. */
+  carry?(pairs: CarriedPair[]): { run(feeds: Map<string, Tensor>): Promise<Map<string, Tensor>> };
 }
 
 /** One cache tensor: the output that becomes this input on the next step. */
@@ -36,6 +39,8 @@ export interface CacheBinding {
   dtype: DType;
   /** Zero-length (or full, for static caches) shape fed on the first step. */
   initialShape: number[];
+  /** Axis that grows by each step's tokens (dynamic caches); absent for static ones. */
+  lengthAxis?: number;
 }
 
 export interface DecoderBindings {
@@ -151,10 +156,12 @@ export function discoverBindings(inputs: ValueSignature[], outputs: ValueSignatu
     if (!input.shape) throw new LlmccError(`cache input '${input.name}' must declare its rank`);
     // The batch dim (shared with input_ids) is 1; any other symbolic dim is the past length: 0.
     let symbolic = 0;
-    const initialShape = input.shape.map((d) => {
+    let lengthAxis: number | undefined;
+    const initialShape = input.shape.map((d, axis) => {
       if (typeof d === 'number') return d;
       if (d === batchDim || /batch/i.test(d)) return 1;
       symbolic++;
+      lengthAxis = axis;
       return 0;
     });
     if (symbolic > 1) throw new LlmccError(`cache input '${input.name}' has more than one symbolic length dim`);
@@ -164,7 +171,7 @@ export function discoverBindings(inputs: ValueSignature[], outputs: ValueSignatu
       const seqAxis = initialShape.length === 4 ? 2 : 1;
       capacity = Math.min(capacity, hints.contextLength ?? initialShape[seqAxis]);
     }
-    cache.push({ past: input.name, present, dtype: input.dtype, initialShape });
+    cache.push({ past: input.name, present, dtype: input.dtype, initialShape, ...(lengthAxis === undefined ? {} : { lengthAxis }) });
   }
   if (staticCount > 0 && staticCount !== cache.length) throw new LlmccError('decoder mixes static and growing cache inputs');
   const cacheKind = staticCount > 0 ? 'static' : 'dynamic';
@@ -174,8 +181,11 @@ export function discoverBindings(inputs: ValueSignature[], outputs: ValueSignatu
   return { inputIds, logits, cache, cacheKind, capacity, positional };
 }
 
-/** The feeds of one step: `tokens` at positions past .. past+len-1 (batch 1). */
-export function stepFeeds(bindings: DecoderBindings, tokens: number[], past: number, cache: ReadonlyMap<string, Tensor> | undefined): Map<string, Tensor> {
+/**
+ * The feeds of one step: `tokens` at positions past .. past+len-1 (batch 1). `cache`: the last
+ * step's outputs (zeros on the first step), or 'carried' when the engine keeps the cache itself.
+ */
+export function stepFeeds(bindings: DecoderBindings, tokens: number[], past: number, cache: ReadonlyMap<string, Tensor> | undefined | 'carried'): Map<string, Tensor> {
   const total = past + tokens.length;
   const feeds = new Map<string, Tensor>();
   feeds.set(bindings.inputIds.name, Tensor.fromNumbers(bindings.inputIds.dtype, [1, tokens.length], tokens));
@@ -201,8 +211,18 @@ export function stepFeeds(bindings: DecoderBindings, tokens: number[], past: num
         break;
     }
   }
+  if (cache === 'carried') return feeds;
   for (const b of bindings.cache) feeds.set(b.past, cache?.get(b.present) ?? Tensor.zeros(b.dtype, b.initialShape));
   return feeds;
+}
+
+/** The pairs an engine carries for `tokens` positions at most (the cache's largest shape). */
+export function carriedPairs(bindings: DecoderBindings, tokens: number): CarriedPair[] {
+  return bindings.cache.map((b) => {
+    const capacityShape = [...b.initialShape];
+    if (b.lengthAxis !== undefined) capacityShape[b.lengthAxis] = tokens;
+    return { input: b.past, output: b.present, initialShape: b.initialShape, capacityShape };
+  });
 }
 
 export { seededRandom };
@@ -264,6 +284,8 @@ export interface GenerateOptions extends SamplingOptions {
   /** Generation stops after emitting one of these (it is included in the result). */
   stopIds?: number[];
   onToken?: (id: number, step: number) => void;
+  /** Told once, before the first step, whether the cache stays on the target. */
+  onResident?: (resident: boolean) => void;
   hints?: DecoderHints;
   /** Pre-discovered bindings (else discovered from the engine's signature and hints). */
   bindings?: DecoderBindings;
@@ -277,6 +299,8 @@ export interface GenerateResult {
   tokensPerS: number;
   totalMs: number;
   stopReason: 'stop_token' | 'max_tokens' | 'cache_full';
+  /** The cache stayed on the target between steps (no per-token copy through JS). */
+  cacheResident: boolean;
 }
 
 const now = (): number => (globalThis.performance ?? Date).now();
@@ -289,12 +313,16 @@ export async function* generateTokens(engine: DecoderEngine, options: GenerateOp
   if (!Number.isInteger(options.maxTokens) || options.maxTokens < 0) throw new LlmccError(`max tokens must be a non-negative integer, got ${options.maxTokens}`);
   if (prompt.length > bindings.capacity) throw new LlmccError(`the prompt (${prompt.length} tokens) is longer than the static cache (${bindings.capacity})`);
   const random = seededRandom(options.seed ?? 0);
+  const resident = carriedRunner(engine, bindings, Math.min(prompt.length + options.maxTokens, bindings.capacity));
+  options.onResident?.(resident !== undefined);
   let cache: Map<string, Tensor> | undefined;
   let tokens = prompt;
   let past = 0;
   for (let step = 0; step < options.maxTokens; step++) {
     if (past + tokens.length > bindings.capacity) return 'cache_full';
-    const outputs = await engine.run(stepFeeds(bindings, tokens, past, cache));
+    const outputs = resident
+      ? await resident.run(stepFeeds(bindings, tokens, past, 'carried'))
+      : await engine.run(stepFeeds(bindings, tokens, past, cache));
     const logits = outputs.get(bindings.logits);
     if (!logits || logits.rank !== 3 || logits.shape[0] !== 1) throw new LlmccError('the model returned no [1, sequence, vocab] logits');
     const [, seq, vocab] = logits.shape;
@@ -310,12 +338,27 @@ export async function* generateTokens(engine: DecoderEngine, options: GenerateOp
   return 'max_tokens';
 }
 
+/** The engine's carried-cache runner, or undefined when it cannot keep this cache (JS round trip then). */
+function carriedRunner(engine: DecoderEngine, bindings: DecoderBindings, tokens: number): { run(feeds: Map<string, Tensor>): Promise<Map<string, Tensor>> } | undefined {
+  if (!engine.carry || bindings.cache.length === 0) return undefined;
+  try {
+    return engine.carry(carriedPairs(bindings, tokens));
+  } catch (error) {
+    if (error instanceof LlmccError) return undefined;
+    throw error;
+  }
+}
+
 /** Generates up to `maxTokens` new tokens for one prompt; returns them with timings. */
 export async function generate(engine: DecoderEngine, options: GenerateOptions): Promise<GenerateResult> {
   const start = now();
   let first = NaN;
   const tokens: number[] = [];
-  const iterator = generateTokens(engine, options);
+  let cacheResident = false;
+  const iterator = generateTokens(engine, {
+    ...options,
+    onResident: (resident) => { cacheResident = resident; options.onResident?.(resident); },
+  });
   let stopReason: GenerateResult['stopReason'] = 'max_tokens';
   for (;;) {
     const next = await iterator.next();
@@ -331,5 +374,6 @@ export async function generate(engine: DecoderEngine, options: GenerateOptions):
     tokensPerS: decodeTokens > 0 ? decodeTokens / ((end - first) / 1000) : NaN,
     totalMs: end - start,
     stopReason,
+    cacheResident,
   };
 }

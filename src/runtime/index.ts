@@ -9,7 +9,7 @@ import { decodeBundle } from '../bundle/format.js';
 import { WASM_TARGET, type CompiledWasm } from '../../targets/wasm/program.js';
 import { type RuntimeSession, createSession } from './session.js';
 
-export type { Feeds, RuntimeSession } from './session.js';
+export type { CarriedPair, CarriedState, Feeds, RuntimeSession } from './session.js';
 
 function isNode(): boolean {
   const p = (globalThis as { process?: { versions?: { node?: string } } }).process;

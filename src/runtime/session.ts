@@ -29,6 +29,40 @@ export interface RuntimeSession {
   run(feeds: Feeds): Promise<Map<string, Tensor>>;
   /** Bytes of the wasm memory now: weights plus the largest activation plan so far. */
   readonly memoryBytes: number;
+  /**
+   * Keeps each pair's output in the wasm memory as its input of the next run (a KV cache):
+   * the returned state's `run` takes feeds without those inputs and returns outputs without
+   * those outputs. One state per session: a new one replaces (and invalidates) the last.
+   */
+  carry(pairs: CarriedPair[]): CarriedState;
+  /** Bytes copied between JS and the wasm memory by all runs so far: feeds and host results in, outputs out. */
+  readonly boundaryBytes: { readonly written: number; readonly read: number };
+}
+
+/** A graph output that becomes a graph input of the next run without leaving the wasm memory. */
+export interface CarriedPair {
+  input: string;
+  output: string;
+  /** The input's shape on the first run (zero-filled). */
+  initialShape: number[];
+  /** The largest shape the output reaches: sizes the buffers reserved for the pair. */
+  capacityShape: number[];
+}
+
+export interface CarriedState {
+  run(feeds: Feeds): Promise<Map<string, Tensor>>;
+  /** Back to the first run: carried inputs of their initial shapes, zero-filled. */
+  reset(): void;
+}
+
+/** One carried pair as placed: the buffer the input reads now and the one the output writes. */
+interface CarriedBuffer {
+  pair: CarriedPair;
+  dtype: TensorType['dtype'];
+  capacity: number;
+  /** Two buffers (ping-pong), or one when the output is written in place (TensorScatter). */
+  buffers: [number, number];
+  shape: number[];
 }
 
 /** Where the weight bytes come from: verified before use by the caller. */
@@ -60,6 +94,15 @@ interface Plan {
   outputs: { name: string; tensor?: Tensor; storage?: Storage; shape: number[] }[];
 }
 
+/** A carried input as one run sees it: where it is read and where its output goes. */
+interface CarriedInput {
+  output: string;
+  shape: number[];
+  capacity: number;
+  offset: number;
+  outputOffset: number;
+}
+
 interface PreparedStep {
   kind: 'kernel' | 'view' | 'host';
   node: Node;
@@ -88,6 +131,10 @@ class WasmSession implements RuntimeSession {
   private readonly hostWeights = new Map<string, Tensor>();
   private readonly plans = new Map<string, Plan>();
   private readonly opsets: Map<string, number>;
+  /** Bytes reserved after the weights for carried values; activation plans start after them. */
+  private carriedBytes = 0;
+  private carried?: { buffers: CarriedBuffer[]; parity: 0 | 1 };
+  readonly boundaryBytes = { written: 0, read: 0 };
 
   constructor(private readonly program: WasmProgram, private readonly weightBytes: Uint8Array) {
     this.inputNames = program.inputs.map((i) => i.name);
@@ -172,10 +219,82 @@ class WasmSession implements RuntimeSession {
     return tensor;
   }
 
-  async run(feeds: Feeds): Promise<Map<string, Tensor>> {
+  run(feeds: Feeds): Promise<Map<string, Tensor>> {
+    return this.execute(feeds, undefined);
+  }
+
+  carry(pairs: CarriedPair[]): CarriedState {
+    const values = this.program.values;
+    const inputs = new Set(this.inputNames);
+    const outputs = new Set(this.outputNames);
+    const layout: CarriedBuffer[] = [];
+    let offset = this.weightsEnd();
+    for (const pair of pairs) {
+      const where = `carried pair '${pair.input}' <- '${pair.output}'`;
+      if (!inputs.has(pair.input) || !outputs.has(pair.output)) throw new LlmccError(`${where}: not a graph input and a graph output`);
+      const input = values[pair.input];
+      const output = values[pair.output];
+      // Only kernel-read inputs and kernel-written outputs live in the arena.
+      if (!input?.inArena || input.host || this.program.memory.hostReadInputs.includes(pair.input)) {
+        throw new LlmccError(`${where}: the input is not read by kernels alone, so it cannot stay in the wasm memory`);
+      }
+      if (!output?.inArena || output.host || input.dtype !== output.dtype) {
+        throw new LlmccError(`${where}: the output is not a kernel result of the input's dtype, so it cannot stay in the wasm memory`);
+      }
+      const capacity = alignUp(arenaBytes(input.dtype, sizeOf(pair.capacityShape)));
+      if (arenaBytes(input.dtype, sizeOf(pair.initialShape)) > capacity) throw new LlmccError(`${where}: the initial shape is larger than the capacity shape`);
+      const first = offset;
+      const second = this.writesInPlace(pair) ? first : first + capacity;
+      offset = second + capacity;
+      layout.push({ pair, dtype: input.dtype, capacity, buffers: [first, second], shape: [...pair.initialShape] });
+    }
+    this.carriedBytes = offset - this.weightsEnd();
+    this.plans.clear(); // every plan's activations move past the new reservation
+    this.ensureBytes(offset);
+    const state = { buffers: layout, parity: 0 as 0 | 1 };
+    const reset = (): void => {
+      state.parity = 0;
+      for (const c of state.buffers) {
+        c.shape = [...c.pair.initialShape];
+        new Uint8Array(this.memory.buffer, c.buffers[0], arenaBytes(c.dtype, sizeOf(c.shape))).fill(0);
+      }
+    };
+    reset();
+    this.carried = state;
+    const live = (): void => {
+      if (this.carried !== state) throw new LlmccError('this carried state was replaced by a newer carry() on the same session');
+    };
+    return {
+      run: async (feeds) => { live(); return this.execute(feeds, state); },
+      reset: () => { live(); reset(); },
+    };
+  }
+
+  /** The output is written by a TensorScatter of the input that nothing else reads: same buffer. */
+  private writesInPlace(pair: CarriedPair): boolean {
+    const readers = this.steps.filter((s) => s.node.inputs.includes(pair.input));
+    const writer = this.steps.find((s) => s.node.outputs.includes(pair.output));
+    return readers.length === 1 && readers[0] === writer && writer.kind === 'kernel' &&
+      writer.node.domain === '' && writer.node.op === 'TensorScatter' && writer.node.inputs[0] === pair.input;
+  }
+
+  private weightsEnd(): number {
+    return alignUp(this.weightBase + this.program.memory.weightBytes, 64);
+  }
+
+  private async execute(feeds: Feeds, state: { buffers: CarriedBuffer[]; parity: 0 | 1 } | undefined): Promise<Map<string, Tensor>> {
     const given = feeds instanceof Map ? feeds as ReadonlyMap<string, Tensor> : new Map(Object.entries(feeds as Record<string, Tensor>));
+    const carried = new Map<string, CarriedInput>();
+    for (const c of state?.buffers ?? []) {
+      if (given.has(c.pair.input)) throw new LlmccError(`'${c.pair.input}' is carried between runs: do not feed it`);
+      carried.set(c.pair.input, {
+        output: c.pair.output, shape: c.shape, capacity: c.capacity,
+        offset: c.buffers[state!.parity], outputOffset: c.buffers[1 - state!.parity],
+      });
+    }
     const inputs = new Map<string, Tensor>();
     for (const input of this.program.inputs) {
+      if (carried.has(input.name)) continue;
       let value = given.get(input.name);
       if (!value) {
         const fallback = this.weightsByName.get(input.name);
@@ -188,12 +307,18 @@ class WasmSession implements RuntimeSession {
     for (const name of given.keys()) {
       if (!inputs.has(name)) throw new LlmccError(`'${name}' is not an input of the model (inputs: ${this.inputNames.join(', ')})`);
     }
-    const plan = this.planFor(inputs);
+    const plan = this.planFor(inputs, carried);
     let buffer = this.memory.buffer;
-    for (const { name, storage } of plan.inputs) writeToArena(buffer, storage.offset, inputs.get(name)!, `input '${name}'`);
+    const written = (t: Tensor): void => { this.boundaryBytes.written += arenaBytes(t.dtype, t.size); };
+    for (const { name, storage } of plan.inputs) {
+      writeToArena(buffer, storage.offset, inputs.get(name)!, `input '${name}'`);
+      written(inputs.get(name)!);
+    }
     for (const action of plan.actions) {
-      if (action.kind === 'upload') writeToArena(buffer, action.storage.offset, action.tensor, action.what);
-      else {
+      if (action.kind === 'upload') {
+        writeToArena(buffer, action.storage.offset, action.tensor, action.what);
+        written(action.tensor);
+      } else {
         try {
           action.fn(...action.args);
         } catch (error) {
@@ -205,29 +330,38 @@ class WasmSession implements RuntimeSession {
     }
     buffer = this.memory.buffer;
     const result = new Map<string, Tensor>();
+    const carriedOutputs = new Map(state?.buffers.map((c) => [c.pair.output, c]));
     for (const out of plan.outputs) {
       const dtype = this.program.values[out.name].dtype;
-      if (out.tensor) result.set(out.name, out.tensor);
+      const stays = carriedOutputs.get(out.name);
+      if (stays) stays.shape = out.shape; // the next run's input shape; the bytes stay where they are
+      else if (out.tensor) result.set(out.name, out.tensor);
       else if (inputs.has(out.name) && !out.storage) result.set(out.name, inputs.get(out.name)!);
-      else result.set(out.name, readFromArena(buffer, out.storage!.offset, dtype, out.shape));
+      else {
+        const tensor = readFromArena(buffer, out.storage!.offset, dtype, out.shape);
+        this.boundaryBytes.read += arenaBytes(dtype, tensor.size);
+        result.set(out.name, tensor);
+      }
     }
+    if (state) state.parity = state.parity === 0 ? 1 : 0;
     return result;
   }
 
-  private planFor(inputs: ReadonlyMap<string, Tensor>): Plan {
+  private planFor(inputs: ReadonlyMap<string, Tensor>, carried: ReadonlyMap<string, CarriedInput>): Plan {
     const key = JSON.stringify([
-      this.program.inputs.map((i) => inputs.get(i.name)!.shape),
+      this.program.inputs.map((i) => inputs.get(i.name)?.shape ?? carried.get(i.name)!.shape),
       this.program.memory.hostReadInputs.map((name) => Array.from(inputs.get(name)!.numbers())),
+      [...carried.values()].map((c) => [c.offset, c.outputOffset]),
     ]);
     let plan = this.plans.get(key);
     if (plan) return plan;
-    plan = this.buildPlan(inputs);
+    plan = this.buildPlan(inputs, carried);
     if (this.plans.size >= PLAN_CACHE_LIMIT) this.plans.delete(this.plans.keys().next().value as string);
     this.plans.set(key, plan);
     return plan;
   }
 
-  private buildPlan(inputs: ReadonlyMap<string, Tensor>): Plan {
+  private buildPlan(inputs: ReadonlyMap<string, Tensor>, carried: ReadonlyMap<string, CarriedInput>): Plan {
     const values = this.program.values;
     const shapes = new Map<string, number[]>();
     const hostValues = new Map<string, Tensor>();
@@ -242,7 +376,7 @@ class WasmSession implements RuntimeSession {
       const known = hostValues.get(name);
       if (known) return known;
       const w = this.weightsByName.get(name);
-      return w && !inputs.has(name) ? this.weightTensor(w) : undefined;
+      return w && !inputs.has(name) && !carried.has(name) ? this.weightTensor(w) : undefined;
     };
     const shapeOf = (name: string): number[] => {
       const known = shapes.get(name);
@@ -271,6 +405,10 @@ class WasmSession implements RuntimeSession {
         storages.set(name, s);
         planInputs.push({ name, storage: s });
       }
+    }
+    for (const [name, c] of carried) {
+      shapes.set(name, c.shape);
+      storages.set(name, { bytes: 0, first: -1, last: -1, offset: c.offset, fixed: true });
     }
 
     const actions: (Action | ((i: number) => Action))[] = [];
@@ -338,6 +476,17 @@ class WasmSession implements RuntimeSession {
       if (storage) storage.last = this.steps.length;
       return storage ? { name, storage, shape } : { name, shape };
     });
+    // Carried outputs are written straight into their reserved buffer.
+    for (const c of carried.values()) {
+      const storage = storages.get(c.output);
+      const bytes = arenaBytes(values[c.output].dtype, sizeOf(shapeOf(c.output)));
+      if (!storage || (storage.fixed && storage.offset !== c.outputOffset)) {
+        throw new LlmccError(`output '${c.output}' is not written by a kernel, so it cannot stay in the wasm memory between runs`);
+      }
+      if (bytes > c.capacity) throw new LlmccError(`output '${c.output}' needs ${bytes} bytes, more than the ${c.capacity} reserved for it (raise the capacity shape)`);
+      storage.fixed = true;
+      storage.offset = c.outputOffset;
+    }
 
     const end = this.place(planned);
     this.ensureBytes(end);
@@ -381,8 +530,8 @@ class WasmSession implements RuntimeSession {
 
   /** Places planned buffers by liveness (first fit by offset); returns the arena's end. */
   private place(planned: Storage[]): number {
-    const base = alignUp(this.weightBase + this.program.memory.weightBytes, 64);
-    const order = [...planned].sort((a, b) => a.first - b.first || b.bytes - a.bytes);
+    const base = this.weightsEnd() + this.carriedBytes;
+    const order = planned.filter((s) => !s.fixed).sort((a, b) => a.first - b.first || b.bytes - a.bytes);
     const placed: Storage[] = [];
     let end = base;
     for (const s of order) {

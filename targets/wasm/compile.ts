@@ -52,6 +52,11 @@ export const UNSUPPORTED_PREFIX = `target ${WASM_TARGET} does not support`;
 export interface WasmCompileOptions {
   /** Written into the bundle manifest. */
   producer?: string;
+  /**
+   * Knobs for a tunable node (from the tuning database, src/tune); undefined: the template's
+   * defaults. The knobs used are recorded on the node's kernel step in the manifest.
+   */
+  tuning?: (def: WasmKernelDef, ctx: KernelBuildContext) => Readonly<Record<string, number>> | undefined;
 }
 
 export function isViewOp(node: Pick<Node, 'domain' | 'op'>): boolean {
@@ -152,6 +157,11 @@ export async function compileWasm(model: Model, options: WasmCompileOptions = {}
   for (const entry of steps) {
     if (entry.step.kind !== 'kernel') continue;
     let kernel: Kernel;
+    const tuning = options.tuning?.(entry.kernelDef!, entry.ctx!);
+    if (tuning) {
+      entry.ctx!.tuning = tuning;
+      entry.step.tuning = { ...tuning };
+    }
     try {
       kernel = entry.kernelDef!.build(entry.ctx!);
     } catch (error) {

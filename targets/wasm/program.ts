@@ -71,7 +71,7 @@ export interface ValueEntry {
  * the input's buffer with a new shape; `host`: evaluated in JS with the reference op.
  */
 export type Step =
-  | { kind: 'kernel'; node: number; kernel: string; scratch: boolean }
+  | { kind: 'kernel'; node: number; kernel: string; scratch: boolean; tuning?: Record<string, number> }
   | { kind: 'view'; node: number }
   | { kind: 'host'; node: number };
 

@@ -7,11 +7,13 @@ import { checkAccumulationFits, checkGroupLayout, storedEntries } from '../../..
 import { checkRowsPerTile } from '../../../passes/lut/bitplanes.js';
 import { lutMatMul } from '../../../passes/lut/matmul.js';
 import { atNode } from './LutPrecompute.js';
+import { readTiledScales } from './LutPackWeights.js';
 
 /**
  * llmcc.LutMatMul(tables, table_scales, act_sums, planes, scales, offsets, bias?) → Y
  * attrs bits, g, group_size, K, N, rows_per_tile (default 1), output_dtype ('f32' | 'f16' | 'bf16',
- * default 'f32': the dtype of the activations the tables came from).
+ * default 'f32': the dtype of the activations the tables came from), tiled_scales (0/1, default 0:
+ * scales and offsets stored tile by tile like the planes, passes/lut/bitplanes.ts scaleOffset).
  *   tables [..., K/g, 2^(g−1)] i8|f32, table_scales/act_sums [..., K/group_size] f32 (LutPrecompute)
  *   planes u8 [bits, N, K/g] (symmetrized bit-plane indices), scales/offsets f32 [N, K/group_size]
  *   Y [..., N] = Σ_blk (scales·table_scales·I + offsets·act_sums) + bias   (passes/lut/matmul.ts)
@@ -25,6 +27,7 @@ interface MatMulAttrs {
   K: number;
   N: number;
   rowsPerTile: number;
+  tiledScales: boolean;
   outputDtype: DType;
 }
 
@@ -40,6 +43,7 @@ function readAttrs(attrs: Attrs): MatMulAttrs {
     K: attrs.int('K'),
     N: attrs.int('N'),
     rowsPerTile: attrs.int('rows_per_tile', 1),
+    tiledScales: readTiledScales(attrs),
     outputDtype,
   };
   atNode(attrs, () => {
@@ -123,6 +127,7 @@ export const LutMatMul: OpDef = {
       offsets: offsets.numbers(),
       bias: bias?.numbers(),
       M, N: p.N, K: p.K, bits: p.bits, g: p.g, groupSize: p.groupSize, rowsPerTile: p.rowsPerTile,
+      tiledScales: p.tiledScales,
     });
     return [Tensor.fromNumbers(p.outputDtype, [...lead, p.N], y)];
   },

@@ -10,7 +10,8 @@ import { atNode } from './LutPrecompute.js';
 
 /**
  * llmcc.LutPackWeights(codes, scales, zero_points?) → (planes, half_scales, offsets)
- * attrs bits (1–4), ternary (0/1), g, group_size, K, N, rows_per_tile (default 1).
+ * attrs bits (1–4), ternary (0/1), g, group_size, K, N, rows_per_tile (default 1),
+ * tiled_scales (0/1, default 0: half_scales and offsets tiled like the planes, bitplanes.ts).
  * The LUT weight re-layout of passes/lut/bitplanes.ts (symmetrized bit-planes, s/2 and the
  * offset term), done at run time: lut-lower inserts it when a QuantMatMul's weights are not
  * constants (e.g. MatMulNBits fed its weights as graph inputs); for constant weights the pass
@@ -28,6 +29,7 @@ interface PackAttrs {
   K: number;
   N: number;
   rowsPerTile: number;
+  tiledScales: boolean;
 }
 
 function readAttrs(attrs: Attrs): PackAttrs {
@@ -39,12 +41,20 @@ function readAttrs(attrs: Attrs): PackAttrs {
   const p: PackAttrs = {
     bits, ternary: ternaryFlag === 1, g: attrs.int('g', 4), groupSize: attrs.int('group_size'),
     K: attrs.int('K'), N: attrs.int('N'), rowsPerTile: attrs.int('rows_per_tile', 1),
+    tiledScales: readTiledScales(attrs),
   };
   atNode(attrs, () => {
     checkGroupLayout(p.K, p.g, p.groupSize);
     checkRowsPerTile(p.N, p.rowsPerTile);
   });
   return p;
+}
+
+/** The tiled_scales attribute (0 or 1) of LutPackWeights and LutMatMul. */
+export function readTiledScales(attrs: Attrs): boolean {
+  const flag = attrs.int('tiled_scales', 0);
+  if (flag !== 0 && flag !== 1) throw attrs.error(`tiled_scales must be 0 or 1, got ${flag}`);
+  return flag === 1;
 }
 
 function expect(attrs: Attrs, what: string, type: TensorType, dtypes: readonly DType[], shape: readonly number[]): void {
@@ -90,7 +100,7 @@ export const LutPackWeights: OpDef = {
     const relaid = atNode(ctx.attrs, () => relayoutWeights({
       codes: codes.numbers(), scales: scales.numbers(), zeroPoints: zeroPoints?.numbers(),
       bits: p.bits, ternary: p.ternary, N: p.N, K: p.K, groupSize: p.groupSize,
-    }, p.g, p.rowsPerTile));
+    }, p.g, p.rowsPerTile, undefined, p.tiledScales));
     const blocks = p.K / p.groupSize;
     return [
       new Tensor('u8', [p.bits, p.N, p.K / p.g], relaid.planes),

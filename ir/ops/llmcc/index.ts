@@ -5,6 +5,7 @@ import { LutMatMul } from './LutMatMul.js';
 import { NormLutPrecompute } from './NormLutPrecompute.js';
 import { UnpackNBits } from './UnpackNBits.js';
 import { LutPackWeights } from './LutPackWeights.js';
+import { FusedMatMul } from './FusedMatMul.js';
 
 /** llmcc's own ops (domain 'llmcc'): quantized and LUT-lowered matmuls the passes produce. */
 export const llmccOps: OpDef[] = [
@@ -14,4 +15,5 @@ export const llmccOps: OpDef[] = [
   NormLutPrecompute,
   UnpackNBits,
   LutPackWeights,
+  FusedMatMul,
 ];

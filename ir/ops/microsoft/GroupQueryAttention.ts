@@ -120,7 +120,7 @@ export const groupQueryAttention: OpDef = {
     const totalOf = (b: number): number => seqlens[b] + 1;
     const pastOf = (b: number): number => (!pastKey || firstPrompt ? 0 : totalOf(b) - seq);
     for (let b = 0; b < batch; b++) {
-      if (totalOf(b) > presentLen || totalOf(b) < 1 || pastOf(b) < 0) {
+      if (totalOf(b) > presentLen || totalOf(b) < 1 || pastOf(b) < 0 || pastOf(b) > pastBuffer) {
         throw ctx.attrs.error(`seqlens_k[${b}] = ${seqlens[b]} is inconsistent with total_sequence_length ${totalSequenceLength}, sequence length ${seq} and past length ${pastBuffer}`);
       }
     }

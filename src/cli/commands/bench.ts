@@ -1,5 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { LlmccError } from '../../../ir/errors.js';
+import { parsePattern } from '../../../passes/sparsity/pattern.js';
+import { runSparseBench } from '../../bench/sparse.js';
 import { DEFAULT_SUITE, runGemvBench, summarize, type GemvBenchOptions } from '../../bench/gemv.js';
 
 export interface BenchGemvOptions {
@@ -13,6 +15,8 @@ export interface BenchGemvOptions {
   ort?: boolean;
   groupSize?: number;
   budget?: number;
+  /** `bench gemv --sparsity N:M`: the sparse-vs-dense comparison (src/bench/sparse.ts). */
+  sparsity?: string;
 }
 
 function parseBits(spec: string): (number | 'ternary')[] {
@@ -31,6 +35,7 @@ function parseBits(spec: string): (number | 'ternary')[] {
  * the group size, N = multiple of 16 works.
  */
 export async function benchGemvCommand(opts: BenchGemvOptions, single: boolean): Promise<number> {
+  if (single && opts.sparsity) return benchSparseCommand(opts);
   const suite: GemvBenchOptions = { ...DEFAULT_SUITE };
   if (single) {
     const k = opts.k ?? 4096;
@@ -54,6 +59,29 @@ export async function benchGemvCommand(opts: BenchGemvOptions, single: boolean):
   if (opts.json) {
     const json = { machine: report.machine, results: report.results.map(({ variant: _variant, ...r }) => r) };
     await writeFile(opts.json, `${JSON.stringify(json, null, 2)}\n`);
+    process.stdout.write(`wrote ${opts.json}\n`);
+  }
+  return 0;
+}
+
+/** `llmcc bench gemv --sparsity N:M [--k K] [--n N] [--bits 2,4] [--m M]`: sparse vs dense on wasm. */
+async function benchSparseCommand(opts: BenchGemvOptions): Promise<number> {
+  const pattern = parsePattern(opts.sparsity!);
+  const K = opts.k ?? 4096;
+  const N = opts.n ?? K;
+  const groupSize = opts.groupSize ?? DEFAULT_SUITE.groupSize;
+  if (K % groupSize !== 0 || groupSize % pattern.m !== 0) throw new LlmccError(`--k ${K} must be a multiple of the group size ${groupSize}, itself a multiple of ${pattern.m}`);
+  if (N % 16 !== 0) throw new LlmccError(`--n ${N} must be a multiple of 16`);
+  const bits = parseBits(opts.bits ?? '2,4').map((b) => {
+    if (b === 'ternary') throw new LlmccError('--sparsity benchmarks 1–4 bit codes, not ternary');
+    return b;
+  });
+  const report = await runSparseBench({
+    pattern, K, N, M: opts.m ?? 1, bits, groupSize, budgetMs: opts.budget ?? DEFAULT_SUITE.budgetMs, minRuns: DEFAULT_SUITE.minRuns,
+    log: (line) => process.stdout.write(`${line}\n`),
+  });
+  if (opts.json) {
+    await writeFile(opts.json, `${JSON.stringify(report, null, 2)}\n`);
     process.stdout.write(`wrote ${opts.json}\n`);
   }
   return 0;

@@ -1,10 +1,12 @@
 import { LlmccError } from '../../../ir/errors.js';
 import { getBackend } from '../../../targets/registry.js';
-import { runConformance } from '../../conformance.js';
+import { neonModeFromFlags, type NeonModeFlags } from '../../../targets/neon/cli.js';
+import { runNeonConformance } from '../../../targets/neon/conformance.js';
+import { runConformance, type ConformanceResult } from '../../conformance.js';
 import { writeFileAtomic } from '../../fsutil.js';
 import { EXIT_MISMATCH, EXIT_OK } from '../errors.js';
 
-export interface ConformanceOptions {
+export interface ConformanceOptions extends NeonModeFlags {
   target: string;
   filter?: string;
   json?: string;
@@ -21,13 +23,17 @@ export async function conformanceCommand(dir: string, options: ConformanceOption
       throw new LlmccError(`--filter is not a valid regular expression: ${options.filter}`);
     }
   }
-  const summary = await runConformance(dir, backend, {
-    ...(filter ? { filter } : {}),
-    onResult: (r) => {
-      const detail = r.detail ? `: ${r.detail.replace(/\s*\n\s*/g, ' ')}` : '';
-      console.log(`${r.status} ${r.test}${detail}`);
-    },
-  });
+  const onResult = (r: ConformanceResult): void => {
+    const detail = r.detail ? `: ${r.detail.replace(/\s*\n\s*/g, ' ')}` : '';
+    console.log(`${r.status} ${r.test}${detail}`);
+  };
+  if (options.target !== 'neon' && (options.host || options.cpu || options.sanitize)) {
+    throw new LlmccError('--host, --cpu and --sanitize apply to --target neon');
+  }
+  // neon batches every case into one C build and one run.
+  const summary = options.target === 'neon'
+    ? await runNeonConformance(dir, neonModeFromFlags(options), { ...(filter ? { filter } : {}), onResult })
+    : await runConformance(dir, backend, { ...(filter ? { filter } : {}), onResult });
   if (options.json) writeFileAtomic(options.json, `${JSON.stringify(summary, null, 2)}\n`);
   console.log(`${summary.passed} passed, ${summary.failed} failed, ${summary.skipped} skipped`);
   return summary.failed ? EXIT_MISMATCH : EXIT_OK;

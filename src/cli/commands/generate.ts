@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import { LlmccError } from '../../../ir/errors.js';
 import { getBackend } from '../../../targets/registry.js';
 import { loadModel } from '../../onnx/load.js';
-import { load } from '../../runtime/index.js';
+import { load, sessionFromCompiled } from '../../runtime/index.js';
+import { compileWasm } from '../../../targets/wasm/compile.js';
 import {
   type DecoderEngine, type DecoderHints, generate, hintsFromGenaiConfig, signatureOfGraph,
 } from '../../runtime/generate.js';
@@ -44,10 +45,15 @@ async function engineFor(modelPath: string, target: string): Promise<DecoderEngi
   if (await isBundleFile(modelPath)) {
     if (target !== 'wasm' && target !== 'ref') throw new LlmccError(`a bundle runs on the target it was compiled for (wasm), not '${target}'`, modelPath);
     const session = await load(modelPath);
-    return { ...session.signature, run: (feeds) => session.run(feeds) };
+    return { ...session.signature, run: (feeds) => session.run(feeds), carry: (pairs) => session.carry(pairs) };
+  }
+  const model = await loadModel(modelPath);
+  if (target === 'wasm') {
+    // The runtime session itself (not the generic backend one): it can keep the cache resident.
+    const session = await sessionFromCompiled(await compileWasm(model));
+    return { ...signatureOfGraph(model.graph), run: (feeds) => session.run(feeds), carry: (pairs) => session.carry(pairs) };
   }
   const backend = getBackend(target);
-  const model = await loadModel(modelPath);
   const session = await backend.prepare(model);
   return { ...signatureOfGraph(model.graph), run: (feeds) => session.run(feeds) };
 }
@@ -73,10 +79,10 @@ export async function generateCommand(modelPath: string, options: GenerateCliOpt
   const tokensPerS = Number.isFinite(result.tokensPerS) ? Number(result.tokensPerS.toFixed(2)) : null;
   const ttftMs = Number.isFinite(result.ttftMs) ? Number(result.ttftMs.toFixed(2)) : null;
   if (options.json) {
-    console.log(JSON.stringify({ tokens: result.tokens, tokens_per_s: tokensPerS, ttft_ms: ttftMs, stop_reason: result.stopReason }));
+    console.log(JSON.stringify({ tokens: result.tokens, tokens_per_s: tokensPerS, ttft_ms: ttftMs, stop_reason: result.stopReason, cache_resident: result.cacheResident }));
   } else {
     console.log(`generated ${result.tokens.length} token(s) on ${options.target} (${result.stopReason}): ${result.tokens.join(',')}`);
-    console.log(`time to first token ${ttftMs ?? '-'} ms, decode ${tokensPerS ?? '-'} tokens/s`);
+    console.log(`time to first token ${ttftMs ?? '-'} ms, decode ${tokensPerS ?? '-'} tokens/s${result.cacheResident ? ', KV cache resident on the target' : ''}`);
   }
   return EXIT_OK;
 }

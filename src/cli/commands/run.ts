@@ -5,16 +5,18 @@ import { BUNDLE_MAGIC } from '../../bundle/format.js';
 import { load } from '../../runtime/index.js';
 import { LlmccError } from '../../../ir/errors.js';
 import { getBackend } from '../../../targets/registry.js';
+import { neonBackend } from '../../../targets/neon/backend.js';
+import { neonModeFromFlags, type NeonModeFlags } from '../../../targets/neon/cli.js';
 import { compareTensors, defaultTolerance, type Tolerance } from '../../compare.js';
 import { writeDirAtomic } from '../../fsutil.js';
 import { loadModel } from '../../onnx/load.js';
-import { formatPassRecords, runLoweringPipeline } from '../../../passes/pipeline.js';
+import { formatPassRecords, prepareModel } from '../../../passes/pipeline.js';
 import { loweringFromFlags, type LoweringFlags } from '../lowering-options.js';
 import { encodeTensorProto } from '../../onnx/tensor-proto.js';
 import { bindInputs, readTestDataSet } from '../../testdata.js';
 import { EXIT_MISMATCH, EXIT_OK } from '../errors.js';
 
-export interface RunOptions extends LoweringFlags {
+export interface RunOptions extends LoweringFlags, NeonModeFlags {
   /** Run after the low-bit lowering pipeline (quantization with --bits, LUT lowering, fusion). */
   lower?: boolean;
   stats?: boolean;
@@ -32,16 +34,17 @@ function formatShape(shape: readonly number[]): string {
 /** `llmcc run`: runs one test data set and compares with its expected outputs. */
 export async function runCommand(modelPath: string, options: RunOptions): Promise<number> {
   if (await isBundleFile(modelPath)) return runBundle(modelPath, options);
-  const backend = getBackend(options.target);
-  if (!options.lower && (options.bits !== undefined || options.bitsMap || options.keep?.length)) {
-    throw new LlmccError('--bits, --keep and --bits-map take effect with --lower');
+  const neon = options.target === 'neon';
+  if (!neon && (options.host || options.cpu || options.sanitize)) throw new LlmccError('--host, --cpu and --sanitize apply to --target neon');
+  const backend = neon ? neonBackend(neonModeFromFlags(options)) : getBackend(options.target);
+  if (!options.lower && (options.bits !== undefined || options.bitsMap || options.keep?.length || options.sparsity)) {
+    throw new LlmccError('--bits, --keep, --bits-map and --sparsity take effect with --lower');
   }
-  const lowering = options.lower ? loweringFromFlags(options, options.target) : undefined;
+  // neon builds from the wasm kernel templates: the same LUT plane layout.
+  const lowering = options.lower ? loweringFromFlags(options, neon ? 'wasm' : options.target) : undefined;
   const model = await loadModel(modelPath);
-  if (lowering) {
-    const records = runLoweringPipeline(model, lowering);
-    if (options.stats) console.log(formatPassRecords(records));
-  }
+  const records = prepareModel(model, lowering, neon ? 'wasm' : options.target, options.fusion ?? true);
+  if (options.stats && records.length) console.log(formatPassRecords(records));
   const data = readTestDataSet(options.data);
   const feeds = bindInputs(model.graph, data);
   const session = await backend.prepare(model);

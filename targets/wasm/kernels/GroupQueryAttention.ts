@@ -76,7 +76,8 @@ export const groupQueryAttentionKernel: WasmKernelDef = {
     const kOffset = packed ? k.let('k_offset', mul(heads, headSize)) : i32(0);
     const vOffset = packed ? k.let('v_offset', mul(add(heads, kvHeads), headSize)) : i32(0);
     const validTotal = (b: Expr): Expr => clampI(add(seqlens!.load(b), 1), 1, presentLen);
-    const pastOf = (total: Expr): Expr => (pastKey ? select(firstPrompt, i32(0), clampI(sub(total, seq), 0, sub(presentLen, seq))) : i32(0));
+    // Also at most the past buffer's length: an inconsistent seqlens_k must not read past its end.
+    const pastOf = (total: Expr): Expr => (pastKey ? select(firstPrompt, i32(0), imin(clampI(sub(total, seq), 0, sub(presentLen, seq)), pastBuffer)) : i32(0));
     // Cache row of position (b, s): ORT's GeneratePositionIds (padding positions read row 1).
     const positionRow = (s: Expr, total: Expr): Expr => {
       const p = k.let('pos', add(select(firstPrompt, i32(0), sub(total, seq)), s));

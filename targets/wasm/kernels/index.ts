@@ -39,6 +39,11 @@ import { lutKernels } from './lut/index.js';
 // Pre-quantized weights (MatMulNBits imported as llmcc.QuantMatMul / llmcc.UnpackNBits).
 import { quantMatMulKernel } from './QuantMatMul.js';
 import { unpackNBitsKernel } from './UnpackNBits.js';
+// Graph fusions (passes/fusions): ops only the fusion pass makes.
+import { fusedMatMulKernel } from './FusedMatMul.js';
+import { swigluKernel } from './SwiGLU.js';
+// N:M sparse weights (passes/sparsity/).
+import { sparseKernels } from './sparse/index.js';
 
 /** Every wasm kernel, one per (domain, op). Each engineer adds their lines. */
 export const wasmKernels: WasmKernelDef[] = [
@@ -46,6 +51,7 @@ export const wasmKernels: WasmKernelDef[] = [
   ...lutKernels,
   quantMatMulKernel,
   unpackNBitsKernel,
+  ...sparseKernels,
   // W1
   ...unaryKernels,
   ...binaryKernels,
@@ -84,6 +90,9 @@ export const wasmKernels: WasmKernelDef[] = [
   argMaxKernel,
   argMinKernel,
   cumSumKernel,
+  // Fusions
+  fusedMatMulKernel,
+  swigluKernel,
 ];
 
 /** The kernel definition for an op on wasm, or undefined. */

@@ -11,16 +11,18 @@ import type { KernelBuildContext, WasmKernelDef } from '../../kernel-def.js';
  * re-layout of weights computed at run time. Plane i of row n packs bit i of the g codes of
  * activation group j into one index, stored at planeOffset(i, n, j) (rows interleaved by
  * rows_per_tile); half_scales = s/2 and offsets = (s/2)·(2^b − 1 − 2z), each one f32
- * operation on exact operands, as the reference rounds them. Sizes are attributes: no scalars.
+ * operation on exact operands, as the reference rounds them, stored at scaleOffset(n, blk)
+ * (tiled like the planes when tiled_scales = 1). Sizes are attributes: no scalars.
  */
 
-interface Params { bits: number; ternary: boolean; g: number; groupSize: number; K: number; N: number; rowsPerTile: number }
+interface Params { bits: number; ternary: boolean; g: number; groupSize: number; K: number; N: number; rowsPerTile: number; tiledScales: boolean }
 
 function params(node: Node): Params {
   const attrs = new Attrs(node);
   return {
     bits: attrs.int('bits'), ternary: attrs.int('ternary', 0) === 1, g: attrs.int('g', 4),
     groupSize: attrs.int('group_size'), K: attrs.int('K'), N: attrs.int('N'), rowsPerTile: attrs.int('rows_per_tile', 1),
+    tiledScales: attrs.int('tiled_scales', 0) === 1,
   };
 }
 
@@ -60,8 +62,9 @@ export function buildLutPackWeights(ctx: KernelBuildContext): Kernel {
       const i = k.let('pi', add(mul(n, blocks), blk));
       const half = k.let('half', div(scales.load(i), f32(2)));
       const zero = zeroPoints ? zeroPoints.load(i) : f32(defaultZeroPoint(p.bits, p.ternary));
-      halfScales.store(i, half);
-      offsets.store(i, mul(half, sub(f32(top), mul(f32(2), zero))));
+      const at = p.tiledScales && R > 1 ? add(mul(add(mul(div(n, R), blocks), blk), R), rem(n, R)) : i;
+      halfScales.store(at, half);
+      offsets.store(at, mul(half, sub(f32(top), mul(f32(2), zero))));
     });
   });
   return k.build();

@@ -8,9 +8,11 @@ import { storedEntries } from '../../../../passes/lut/tables.js';
  * The fast LutMatMul path wants the planes laid out with rows_per_tile = 16: one 16-byte load
  * then holds the g-bit indices of 16 consecutive rows for one activation group of one plane,
  * and one `i8x16.swizzle` looks all 16 up in that group's table. The lowering passes take this
- * layout from `WASM_LUT_LAYOUT` (the target chooses it; the IR records it on the planes type).
+ * layout from `WASM_LUT_LAYOUT` (the target chooses it; the IR records it on the planes type),
+ * with the scales and offsets tiled the same way (attribute tiled_scales) so the per-block
+ * epilogue reads 16 rows' scales with four vector loads.
  */
-export const WASM_LUT_LAYOUT = { g: 4, rowsPerTile: 16 } as const;
+export const WASM_LUT_LAYOUT = { g: 4, rowsPerTile: 16, tiledScales: true } as const;
 
 /** Rows one SIMD lookup covers: the 16 byte lanes of a v128. */
 export const TILE_ROWS = 16;
@@ -25,6 +27,7 @@ export interface LutMatMulParams {
   K: number;
   N: number;
   rowsPerTile: number;
+  tiledScales: boolean;
   /** Table groups along K (K/g) and quant blocks (K/group_size). */
   groups: number;
   blocks: number;
@@ -44,6 +47,7 @@ export function lutMatMulParams(node: Node): LutMatMulParams {
   const rowsPerTile = attrs.int('rows_per_tile', 1);
   return {
     bits, g, groupSize, K, N, rowsPerTile,
+    tiledScales: attrs.int('tiled_scales', 0) === 1,
     groups: K / g,
     blocks: K / groupSize,
     lookups: groupSize / g,

@@ -1,0 +1,309 @@
+import {
+  KernelBuilder, add, bitcast, cast, constant, extract, f32, lookup16, mul, neg, pairwiseAdd, shl, shuffle, splat, sub,
+  widen, xor, type BufferRef,
+} from '../../../../codegen/builder.js';
+import type { Expr, Kernel } from '../../../../codegen/kernel.js';
+import { TILE_ROWS, type LutMatMulParams } from './common.js';
+
+/**
+ * The fast LutMatMul kernel (int8 tables, g = 4, rows_per_tile = 16); semantics in
+ * ir/ops/llmcc/LutMatMul.ts. The kernel is bound by vector ALU and load throughput, not by
+ * memory, so what counts is V8's x64 instructions per 16-lane lookup:
+ *
+ *  - Tables are expanded once per call into biased unsigned 16-entry tables in scratch:
+ *    entry i = code_i + 128, entry 15 − i = −code_i + 128 (both in 1..255), so a lookup is
+ *    one `lookup16` (swizzle: 2 instructions) with no sign fix-up.
+ *  - A lookup h (16 rows, one biased byte each) is zero-extended into two i16x8 (rows 0–7,
+ *    8–15) and added to int16 accumulators: no sign handling, and V8 needs no constant
+ *    operand (measured ~25% faster than sign-extending int8 tables, which costs an extra
+ *    shift per lookup). The biased sums are exact while they stay below 2^16, and after
+ *    subtracting the bias the signed sums fit int16 (both checked by `planeChunks`).
+ *    The alternative `accumulate: 'pairwise'` adds pairwise_add_u(h) (even + odd row) and h
+ *    as i16x8 (even + 256·odd, mod 2^16); A − P = 255·O and 255⁻¹ ≡ −257 (mod 2^16) give
+ *    O = (P − A)·257 and E = P − O exactly under the same bound. Fewer vector ops, but two
+ *    constant loads per lookup in V8: slower on the machines measured.
+ *  - Planes are summed as Σ 2^p·acc_p in int16 (linear, so the bounds above still hold)
+ *    in chunks small enough for that bound; chunks are combined in int32.
+ *  - Per block, the int32 row sums of 16 rows are four i32x4 (rows 4i..4i+3); they are scaled by table_scale and the weight scales
+ *    and accumulated per row in f32x4, with the scales and offsets read as vectors from the
+ *    tiled layout [N/16, blocks, 16] (tiled_scales = 1, passes/lut/bitplanes.ts); row-major
+ *    scales [N, blocks] cost one scalar multiply-add per row and block instead.
+ *  - Loop order: tiles outer, activation rows inner, so a tile's planes are read from memory
+ *    once for all M rows (GEMM), while each row's tables come from L1/L2.
+ *
+ * `blockSums: true` (tests only) writes the int32 block sums I [M, N, blocks] instead of Y.
+ */
+
+export interface FastLutOptions {
+  blockSums?: boolean;
+  /** Table groups per unrolled inner step (default 1). */
+  unroll?: number;
+  /** 16-row layout tiles processed together, sharing each table load (default 1: more spill). */
+  subtiles?: number;
+  /**
+   * Add scalar params tile_begin, tile_end after M: the call computes output rows
+   * [16·tile_begin, 16·tile_end) only, so threads can split N (bounds multiples of `subtiles`).
+   * Every call expands the tables; concurrent calls write identical bytes to the scratch.
+   */
+  rowRange?: boolean;
+  /**
+   * How a lookup is accumulated in int16: 'widen' (default: zero-extend both halves and add;
+   * V8 needs no constant operand, measured fastest) or 'pairwise' (pairwise add + raw add,
+   * fewer vector ops but two constant loads per lookup; rows recovered per block).
+   */
+  accumulate?: 'pairwise' | 'widen';
+  /** Loop over a chunk's planes inside the group loop (default: when 2·planes·subtiles ≤ 8). */
+  planesInner?: boolean;
+}
+
+interface Buffers {
+  tables: BufferRef;
+  tableScales: BufferRef;
+  actSums: BufferRef;
+  planes: BufferRef;
+  scales: BufferRef;
+  offsets: BufferRef;
+  bias?: BufferRef;
+  y: BufferRef;
+  scratch: BufferRef;
+}
+
+/** Calling convention: present inputs in order, the output, then the scratch buffer. */
+export function declareLutBuffers(k: KernelBuilder, tableElem: 'i8' | 'f32', hasBias: boolean, blockSums: boolean): Buffers {
+  const tables = k.buffer('tables', tableElem, 'read');
+  const tableScales = k.buffer('table_scales', 'f32', 'read');
+  const actSums = k.buffer('act_sums', 'f32', 'read');
+  const planes = k.buffer('planes', 'u8', 'read');
+  const scales = k.buffer('scales', 'f32', 'read');
+  const offsets = k.buffer('offsets', 'f32', 'read');
+  const bias = hasBias ? k.buffer('bias', 'f32', 'read') : undefined;
+  const y = k.buffer('y', blockSums ? 'i32' : 'f32', 'write');
+  const scratch = k.buffer('scratch', 'u8', 'readwrite');
+  return { tables, tableScales, actSums, planes, scales, offsets, bias, y, scratch };
+}
+
+const U16_MAX = 65535;
+const I16_MAX = 32767;
+const BYTE_BIAS = 128;
+
+/**
+ * Splits the planes into chunks [first, first + count) whose int16 sums stay exact: with
+ * W = 2^count − 1, the biased sums reach 255·lookups·W (< 2^16 for the recovery) and the
+ * signed ones 127·lookups·W (≤ int16 max). Undefined when not even one plane fits.
+ */
+export function planeChunks(bits: number, lookups: number): { first: number; count: number }[] | undefined {
+  const fits = (count: number) => {
+    const w = 2 ** count - 1;
+    return 255 * lookups * w <= U16_MAX && 127 * lookups * w <= I16_MAX;
+  };
+  if (!fits(1)) return undefined;
+  const chunks: { first: number; count: number }[] = [];
+  for (let first = 0; first < bits;) {
+    let count = 1;
+    while (first + count < bits && fits(count + 1)) count++;
+    chunks.push({ first, count });
+    first += count;
+  }
+  return chunks;
+}
+
+/** The 16-row tiles one step of the fast kernel covers: the request (default 1), lowered until it divides N/16. */
+export function fastSubtiles(p: LutMatMulParams, requested = 1): number {
+  let subtiles = Math.max(1, requested);
+  while ((p.N / TILE_ROWS) % subtiles !== 0) subtiles--;
+  return subtiles;
+}
+
+/** Byte lanes of the signed 16-entry table of the half at lanes [from, from+8) of v / −v. */
+function fullTableLanes(from: number): number[] {
+  const lanes: number[] = [];
+  for (let i = 0; i < 8; i++) lanes.push(from + i);
+  for (let i = 7; i >= 0; i--) lanes.push(16 + from + i);
+  return lanes;
+}
+
+/** Byte lanes interleaving the i16 lanes [4h, 4h+4) of a (even rows) and b (odd rows). */
+function interleaveLanes(h: number): number[] {
+  const lanes: number[] = [];
+  for (let i = 4 * h; i < 4 * h + 4; i++) lanes.push(2 * i, 2 * i + 1, 16 + 2 * i, 17 + 2 * i);
+  return lanes;
+}
+
+export function buildFastLutMatMul(name: string, p: LutMatMulParams, hasBias: boolean, options: FastLutOptions): Kernel {
+  const k = new KernelBuilder(name);
+  const blockSums = options.blockSums ?? false;
+  const buf = declareLutBuffers(k, 'i8', hasBias, blockSums);
+  const M = k.scalar('M');
+  const tileBegin = options.rowRange ? k.scalar('tile_begin') : 0;
+  const tileEnd = options.rowRange ? k.scalar('tile_end') : undefined;
+  const { bits, groups, blocks, lookups, N } = p;
+  const tiled = p.tiledScales;
+  const widenRows = (options.accumulate ?? 'widen') === 'widen';
+  const tiles = N / TILE_ROWS;
+  const chunks = planeChunks(bits, lookups);
+  if (!chunks) throw new Error(`LutMatMul fast path: ${lookups} lookups per block overflow int16`);
+  const subtiles = fastSubtiles(p, options.subtiles);
+  let unroll = options.unroll ?? 1;
+  while (lookups % unroll !== 0) unroll--;
+
+  // 1. Biased unsigned 16-entry tables: scratch[(m·groups + j)·16 + idx].
+  const biasBytes = constant('i8x16', -BYTE_BIAS);
+  k.loop('mt', 0, M, (m) => {
+    const src = k.let('src', mul(m, groups * 8));
+    const dst = k.let('dst', mul(m, groups * 16));
+    k.loop('jp', 0, groups / 2, (jp) => {
+      const v = k.let('v', buf.tables.loadVec(add(src, mul(jp, 16)), 'i8x16'));
+      const nv = k.let('nv', neg(v));
+      const at = k.let('at', add(dst, mul(jp, 32)));
+      for (const half of [0, 1]) {
+        const full = shuffle(v, nv, fullTableLanes(8 * half));
+        buf.scratch.storeVec(half ? add(at, 16) : at, bitcast(xor(full, biasBytes), 'u8x16'));
+      }
+    });
+  });
+
+  const zero16 = constant('i16x8', 0);
+  const mul257 = constant('i16x8', 257);
+  k.loop('t', tileBegin, tileEnd ?? tiles, (t) => {
+    // Plane pl's indices of layout tile t + s, group j: tileBase + pl·N·groups + s·groups·16 + 16j
+    // (the constant part becomes the load's offset).
+    const tileBase = k.let('tile', mul(t, groups * TILE_ROWS));
+    k.loop('m', 0, M, (m) => {
+      const tabBase = k.let('tb', mul(m, groups * 16));
+      // The group loop runs over table offsets tj; plane offsets are tj + delta + a constant.
+      const delta = k.let('delta', sub(tileBase, tabBase));
+      const planeAt = (tj: Expr, pl: number, s: number, u: number): Expr =>
+        add(add(tj, delta), pl * N * groups + s * groups * TILE_ROWS + u * 16);
+      // Per-row f32 accumulators: f32x4 per 4 rows (tiled scales) or one f32 per row.
+      const rowAcc = blockSums ? [] : Array.from({ length: subtiles }, (_, s) =>
+        Array.from({ length: 4 }, (_, i) => k.mut(`y${s}_${i}`, constant('f32x4', 0))));
+      const rowScalars = blockSums || tiled ? [] : Array.from({ length: subtiles }, (_, s) =>
+        Array.from({ length: TILE_ROWS }, (_, r) => k.mut(`y${s}r${r}`, f32(0))));
+      k.loop('blk', 0, blocks, (blk) => {
+        const start = k.let('js', add(tabBase, mul(blk, lookups * 16)));
+        // Row sums of this block per subtile: four i32x4 (rows 0–3, 4–7, 8–11, 12–15).
+        const sums: Expr[][] = Array.from({ length: subtiles }, () => []);
+        for (const chunk of chunks) {
+          const chunkPlanes = Array.from({ length: chunk.count }, (_, i) => chunk.first + i);
+          // The chunk's pair of int16 accumulators (per subtile); the first plane adds into them.
+          const tot = {
+            first: Array.from({ length: subtiles }, (_, s) => k.mut(`acc0_${s}`, zero16)),
+            second: Array.from({ length: subtiles }, (_, s) => k.mut(`acc1_${s}`, zero16)),
+          };
+          // Planes inner (one table load for all planes) while the accumulators fit registers.
+          const planesInner = options.planesInner ?? 2 * chunk.count * subtiles <= 8;
+          const passes = planesInner ? [chunkPlanes] : chunkPlanes.map((pl) => [pl]);
+          for (const pass of passes) {
+            const accs = pass.map((pl) => {
+              const own = pl === chunk.first;
+              return {
+                pl, own,
+                first: own ? tot.first : Array.from({ length: subtiles }, (_, s) => k.mut(`p${pl}_${s}`, zero16)),
+                second: own ? tot.second : Array.from({ length: subtiles }, (_, s) => k.mut(`a${pl}_${s}`, zero16)),
+              };
+            });
+            k.loop('jo', start, add(start, lookups * 16), (jo) => {
+              for (let u = 0; u < unroll; u++) {
+                const tab = k.let('tab', buf.scratch.loadVec(add(jo, u * 16), 'u8x16'));
+                for (const acc of accs) {
+                  for (let s = 0; s < subtiles; s++) {
+                    const idx = buf.planes.loadVec(planeAt(jo, acc.pl, s, u), 'u8x16');
+                    const hit = k.let('hit', lookup16(tab, idx, 'u8x16'));
+                    // widen: rows 0–7 and 8–15 zero-extended; pairwise: even+odd rows and the raw pairs.
+                    k.set(acc.first[s], add(acc.first[s], widenRows ? widen('low', false, hit) : pairwiseAdd(false, hit)));
+                    k.set(acc.second[s], add(acc.second[s], widenRows ? widen('high', false, hit) : bitcast(hit, 'i16x8')));
+                  }
+                }
+              }
+            }, { step: unroll * 16 });
+            for (const acc of accs) {
+              if (acc.own) continue;
+              const shift = acc.pl - chunk.first;
+              for (let s = 0; s < subtiles; s++) {
+                k.set(tot.first[s], add(tot.first[s], shl(acc.first[s], shift)));
+                k.set(tot.second[s], add(tot.second[s], shl(acc.second[s], shift)));
+              }
+            }
+          }
+          for (let s = 0; s < subtiles; s++) {
+            // Signed row sums of the chunk: rows 0–7 and 8–15 (the bias is exact in int16).
+            const bias = BYTE_BIAS * lookups * (2 ** chunk.count - 1);
+            let rowHalves: Expr[];
+            if (widenRows) {
+              rowHalves = [sub(tot.first[s], bias), sub(tot.second[s], bias)];
+            } else {
+              const odd = k.let('odd', mul(sub(tot.first[s], tot.second[s]), mul257));
+              const even = k.let('even', sub(sub(tot.first[s], odd), bias));
+              const oddTrue = k.let('oddt', sub(odd, bias));
+              rowHalves = [0, 1].map((h) => shuffle(even, oddTrue, interleaveLanes(h)));
+            }
+            for (const h of [0, 1]) {
+              const rows = k.let(`r${h}`, rowHalves[h]);
+              for (const half of ['low', 'high'] as const) {
+                const q = widen(half, true, rows);
+                const i = 2 * h + (half === 'low' ? 0 : 1);
+                sums[s][i] = sums[s][i] === undefined ? q : add(sums[s][i], shl(q, chunk.first));
+              }
+            }
+            if (chunks.length > 1) sums[s] = sums[s].map((q, i) => k.let(`q${s}_${i}`, q));
+          }
+        }
+        if (blockSums) {
+          sums.forEach((quarters, s) => quarters.forEach((q, i) => {
+            const qv = k.let(`q${i}`, q);
+            for (let lane = 0; lane < 4; lane++) {
+              const n = add(mul(add(t, s), TILE_ROWS), i * 4 + lane);
+              buf.y.store(add(mul(add(mul(m, N), n), blocks), blk), extract(qv, lane));
+            }
+          }));
+          return;
+        }
+        const ts = k.let('ts', splat(buf.tableScales.load(add(mul(m, blocks), blk)), 'f32x4'));
+        const as = k.let('as', splat(buf.actSums.load(add(mul(m, blocks), blk)), 'f32x4'));
+        sums.forEach((quarters, s) => {
+          if (tiled) {
+            // Tiled scales/offsets: element (n, blk) at ((n/16)·blocks + blk)·16 + n%16.
+            const wBase = k.let('wb', mul(add(mul(add(t, s), blocks), blk), TILE_ROWS));
+            quarters.forEach((q, i) => {
+              const scaled = mul(cast(q, 'f32x4'), ts);
+              const sc = buf.scales.loadVec(add(wBase, 4 * i), 'f32x4');
+              const off = buf.offsets.loadVec(add(wBase, 4 * i), 'f32x4');
+              k.set(rowAcc[s][i], add(rowAcc[s][i], add(mul(scaled, sc), mul(off, as))));
+            });
+            return;
+          }
+          // Row-major scales/offsets [N, blocks]: one scalar per row.
+          const asScalar = extract(as, 0);
+          quarters.forEach((q, i) => {
+            const scaled = k.let(`f${i}`, mul(cast(q, 'f32x4'), ts));
+            for (let lane = 0; lane < 4; lane++) {
+              const r = 4 * i + lane;
+              const w = k.let('w', add(mul(add(mul(add(t, s), TILE_ROWS), r), blocks), blk));
+              const term = add(mul(buf.scales.load(w), extract(scaled, lane)), mul(buf.offsets.load(w), asScalar));
+              k.set(rowScalars[s][r], add(rowScalars[s][r], term));
+            }
+          });
+        });
+      });
+      if (blockSums) return;
+      for (let s = 0; s < subtiles; s++) {
+        for (let i = 0; i < 4; i++) {
+          const n = k.let('n', add(mul(add(t, s), TILE_ROWS), 4 * i));
+          if (tiled) {
+            let value: Expr = rowAcc[s][i];
+            if (buf.bias) value = add(value, buf.bias.loadVec(n, 'f32x4'));
+            buf.y.storeVec(add(mul(m, N), n), value);
+            continue;
+          }
+          for (let lane = 0; lane < 4; lane++) {
+            let value: Expr = rowScalars[s][4 * i + lane];
+            if (buf.bias) value = add(value, buf.bias.load(add(n, lane)));
+            buf.y.store(add(add(mul(m, N), n), lane), value);
+          }
+        }
+      }
+    });
+  }, { parallel: true, step: subtiles });
+  return k.build();
+}
+
