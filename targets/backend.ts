@@ -14,6 +14,11 @@ export interface Backend {
   readonly description: string;
   /** Whether this target can execute an op; drives `inspect`'s support table and UNSUPPORTED. */
   supports(domain: string, op: string): boolean;
+  /**
+   * Runs through an external toolchain (a C compiler and an emulator): seconds per model, so
+   * fuzzing and `llmcc diff` include it only when named with `--targets`.
+   */
+  readonly external?: boolean;
   /** Verifies, lowers and loads a model; throws LlmccError for anything it cannot run. */
   prepare(model: Model): Promise<Session>;
 }

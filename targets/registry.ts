@@ -11,6 +11,11 @@ export function allBackends(): readonly Backend[] {
   return backends;
 }
 
+/** The targets fuzzing and `llmcc diff` use when none are named: those that run in this process. */
+export function defaultCheckBackends(): readonly Backend[] {
+  return backends.filter((b) => !b.external);
+}
+
 export function getBackend(name: string): Backend {
   const backend = backends.find((b) => b.name === name);
   if (!backend) {

@@ -3,8 +3,9 @@
  * under qemu-aarch64 -cpu max (+dotprod build) and -cpu cortex-a53 (armv8-a build, the path
  * without dotprod).
  *
- * By default a deterministic slice of the suite runs (every 20th test, and every test of softmax,
- * layer norm, matmul, gelu, erf and equal), to keep CI time small; LLMCC_NEON_FULL=1 runs all of it.
+ * The whole suite runs by default (the issue's bar, ~1.5 min on 2 cores). LLMCC_NEON_QUICK=1 runs
+ * a deterministic slice instead (every 20th test, and every test of softmax, layer norm, matmul,
+ * gelu, erf and equal) for quick local iterations.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,7 +25,7 @@ const refPassed = new Set(readBaseline('ref'));
 /** Tests that passed on neon in both modes when recorded (scripts/update-neon-conformance-baseline.ts). */
 const neonBaseline = readBaseline('neon');
 
-const full = process.env.LLMCC_NEON_FULL === '1';
+const full = process.env.LLMCC_NEON_QUICK !== '1';
 const allTests = findTests(CONFORMANCE_DIR);
 const VECTOR_OPS = /^test_(softmax|layer_norm|matmul|gelu|erf|equal)/;
 const selected = new Set(full ? allTests : allTests.filter((t, i) => i % 20 === 0 || VECTOR_OPS.test(t)));
@@ -38,7 +39,7 @@ beforeAll(async () => {
   MODES.forEach((mode, i) => summaries.set(mode, results[i]));
 }, 1_800_000);
 
-describe(`ONNX conformance on the neon target (${full ? 'whole suite' : `${selected.size} of ${allTests.length} tests; LLMCC_NEON_FULL=1 for all`})`, () => {
+describe(`ONNX conformance on the neon target (${full ? 'whole suite' : `${selected.size} of ${allTests.length} tests; LLMCC_NEON_QUICK=1`})`, () => {
   for (const mode of MODES) {
     describe(mode, () => {
       const summary = (): ConformanceSummary => summaries.get(mode)!;

@@ -3,8 +3,8 @@
  * a C program specialised on its inputs; all of them go into one project, built with -Werror
  * and run once per mode — aarch64 under qemu -cpu max (+dotprod) and -cpu cortex-a53 (no
  * dotprod), the host through SIMDe, and the host with AddressSanitizer + UBSan — and every
- * output is compared with the data set's reference output. The three extra modes run with
- * LLMCC_NEON_FULL=1 (CI time).
+ * output is compared with the data set's reference output. LLMCC_NEON_QUICK=1 runs only qemu
+ * -cpu max, for quick local iterations.
  */
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -53,8 +53,8 @@ describe('shared models on the neon target (one C build and one run per mode)', 
     expect(cases.length).toBeGreaterThanOrEqual(modelDirs().length);
   });
 
-  // Every mode with LLMCC_NEON_FULL=1 (about 2.5 min on 2 cores); by default only qemu -cpu max.
-  const modes: NeonMode[] = process.env.LLMCC_NEON_FULL === '1' ? ['qemu-max', 'qemu-a53', 'host', 'host-sanitize'] : ['qemu-max'];
+  // Every mode by default (about 2.5 min on 2 cores); only qemu -cpu max with LLMCC_NEON_QUICK=1.
+  const modes: NeonMode[] = process.env.LLMCC_NEON_QUICK !== '1' ? ['qemu-max', 'qemu-a53', 'host', 'host-sanitize'] : ['qemu-max'];
   for (const mode of modes) {
     it(`matches every reference output (${mode})`, async () => {
       const { results } = await runNeonCases(cases, mode);

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { LlmccError } from '../../ir/errors.js';
 import { runLoweringPipeline } from '../../passes/pipeline.js';
 import type { Backend } from '../../targets/backend.js';
-import { allBackends, getBackend } from '../../targets/registry.js';
+import { allBackends, defaultCheckBackends, getBackend } from '../../targets/registry.js';
 import { formatOpTable, formatTargetLines, rowsByOp, withinTolerance } from '../diff/report.js';
 import type { DiffOptions, ModelDiff } from '../diff/run.js';
 import { type DiffCase, type DiffFailure, diffSuite, findDiffCases, singleDiffCase } from '../diff/suite.js';
@@ -23,9 +23,9 @@ export interface DiffCliOptions extends LoweringFlags {
   isolate?: boolean;
 }
 
-/** The named targets, or every registered one (the reference is always the baseline). */
+/** The named targets, or every in-process one (the reference is always the baseline). */
 function chooseTargets(list: string | undefined): Backend[] {
-  const names = list ? list.split(',').map((s) => s.trim()).filter(Boolean) : allBackends().map((b) => b.name);
+  const names = list ? list.split(',').map((s) => s.trim()).filter(Boolean) : defaultCheckBackends().map((b) => b.name);
   const backends = names.map(getBackend).filter((b) => b.name !== 'ref');
   if (backends.length === 0) throw new LlmccError(`--targets needs a target besides ref (available: ${allBackends().map((b) => b.name).join(', ')})`);
   return backends;

@@ -66,7 +66,7 @@ function buildProgram(exit: (code: number) => void): Command {
       exit(await conformanceCommand(dir, opts)));
 
   addLoweringFlags(program.command('compile')
-    .description('compile a model: --target wasm -o model.llmcc writes a bundle; --emit ir prints the verified, typed IR')
+    .description('compile a model: --target wasm -o model.llmcc writes a bundle, --target neon -o DIR a C project; --emit ir prints the verified, typed IR')
     .argument('<model>', 'model.onnx')
     .addOption(new Option('--emit <what>', 'what to produce').choices(['ir']))
     .addOption(new Option('--target <name>', 'compile for a target: wasm writes a bundle, neon a C project folder, with -o').choices(['wasm', 'neon']))
@@ -96,7 +96,7 @@ function buildProgram(exit: (code: number) => void): Command {
     .description('run a graph on every target and the reference with all intermediates exposed; the largest disagreement per op (exit 0 within tolerance, 1 beyond)')
     .argument('<model>', 'model.onnx, a model folder, or a folder of model folders (the conformance suite, shared models)')
     .option('--data <dir>', 'test_data_set directory (default: the model folder\'s first test_data_set_N)')
-    .option('--targets <list>', 'comma-separated targets (default: every registered target)')
+    .option('--targets <list>', 'comma-separated targets (default: every in-process target; name neon to include it)')
     .option('--atol <a>', 'absolute tolerance (default by dtype: f32 1e-4, f16/bf16 1e-2, integers exact)', parseNumber)
     .option('--rtol <r>', 'relative tolerance (default by dtype: f32 1e-3, f16 1e-2, bf16 2e-2)', parseNumber)
     .option('--isolate', 'run each node alone, fed the reference values of its inputs: each op\'s own error, not accumulated')
@@ -139,7 +139,15 @@ function buildProgram(exit: (code: number) => void): Command {
     .option('--no-hot', 'skip the hot regime')
     .option('--no-ort', 'skip the ONNX Runtime rows')
     .option('--sparsity <n:m>', 'instead: N:M sparse vs dense kernels (LUT and dequant) at the same bits, hot, one run')
-    .action(async (opts: BenchGemvOptions) => exit(await benchGemvCommand(opts, true)));
+    // `bench` defines --json/--no-cold/--no-ort too and takes them when given after `gemv`.
+    .action(async (opts: BenchGemvOptions, cmd: Command) => {
+      const parent = (cmd.parent?.opts() ?? {}) as BenchGemvOptions;
+      const off = (key: 'cold' | 'ort'): boolean => opts[key] === false || parent[key] === false;
+      const merged: BenchGemvOptions = { ...opts, cold: !off('cold'), ort: !off('ort') };
+      const json = opts.json ?? parent.json;
+      if (json !== undefined) merged.json = json;
+      exit(await benchGemvCommand(merged, true));
+    });
   bench.command('decode')
     .description('token generation of a decoder (the generated 1B LLaMA): llmcc-wasm at --bits vs onnxruntime-web and -node on its MatMulNBits 4-bit graph; TTFT, tokens/s, peak RSS, each in a child process')
     .option('--model <file>', 'float decoder (llama-gen --dtype f16): llmcc quantizes it to each of --bits')

@@ -109,7 +109,7 @@ async function runStages(seed: SeedModel, bytes: Uint8Array, options: CaseOption
   let stage: Stage = 'import';
   const refusals: Refusal[] = [];
   const notes: RunNotes = {};
-  const backends = allBackends().filter((b) => b.name === 'ref' || !options.targets || options.targets.includes(b.name));
+  const backends = allBackends().filter((b) => b.name === 'ref' || (options.targets ? options.targets.includes(b.name) : !b.external));
   try {
     const model = loadModelFromBytes(bytes, { path: path.join(seed.dir, 'model.onnx') });
     checkExternalInside(model.graph, seed.dir);

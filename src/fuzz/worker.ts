@@ -34,7 +34,7 @@ parentPort!.postMessage('ready');
 /** Prepares one seed model on every target, so one-time target setup happens before the first timed case. */
 async function warmUp(): Promise<void> {
   for (const backend of allBackends()) {
-    if (backend.name === 'ref' || (init.targets && !init.targets.includes(backend.name))) continue;
+    if (backend.name === 'ref' || (init.targets ? !init.targets.includes(backend.name) : backend.external)) continue;
     for (const seed of seeds) {
       try {
         const model = loadModelFromBytes(seed.bytes, { path: path.join(seed.dir, 'model.onnx') });

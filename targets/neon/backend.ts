@@ -21,6 +21,7 @@ const DESCRIPTIONS: Record<NeonMode, string> = {
 export function neonBackend(mode: NeonMode = 'qemu-max'): Backend {
   return {
     name: 'neon',
+    external: true,
     description: DESCRIPTIONS[mode],
     // The wasm kernel templates, views and (compile-time folded) host steps.
     supports: (domain, op) => wasmClaims(domain, op),
