@@ -67,7 +67,7 @@ export function runProcess(file: string, args: readonly string[], options: { cwd
       cwd: options.cwd, timeout: options.timeoutMs ?? 600_000, maxBuffer: 64 * 1024 * 1024, env: options.env ?? process.env,
     }, (error, stdout, stderr) => {
       if (error && (error as NodeJS.ErrnoException).code === 'ENOENT') {
-        reject(new LlmccError(`'${file}' is not installed (the neon target needs gcc-aarch64-linux-gnu, qemu-user and libsimde-dev)`));
+        reject(new LlmccError(`'${file}' is not installed (the neon target needs it: apt-get install -y gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libsimde-dev)`));
         return;
       }
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
