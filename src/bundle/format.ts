@@ -44,16 +44,32 @@ function align(n: number): number {
   return Math.ceil(n / PART_ALIGN) * PART_ALIGN;
 }
 
-export async function encodeBundle(compiled: CompiledWasm): Promise<Uint8Array> {
-  const partBytes: [string, Uint8Array][] = [['kernels.wasm', compiled.kernels], ['weights.bin', compiled.weights]];
+/** The parts of a compiled program, in file order. */
+export function bundleParts(compiled: CompiledWasm): [string, Uint8Array][] {
+  return [['kernels.wasm', compiled.kernels], ['weights.bin', compiled.weights]];
+}
+
+/** Where everything goes in the file: the header + manifest bytes, then each part at `partsStart + offset`. */
+export interface BundleLayout {
+  head: Uint8Array;
+  partsStart: number;
+  parts: BundlePart[];
+  totalBytes: number;
+}
+
+/**
+ * Lays a bundle out given each part's sha256 (hashed by the caller: WebCrypto here, node:crypto
+ * in write.ts, which streams the parts to disk without assembling the file in memory).
+ */
+export async function bundleLayout(compiled: CompiledWasm, partHashes: readonly string[]): Promise<BundleLayout> {
   // Part offsets depend on the manifest's length and the manifest lists them: offsets are
   // relative to the end of the (aligned) manifest, so one pass suffices.
   const parts: BundlePart[] = [];
   let relative = 0;
-  for (const [name, bytes] of partBytes) {
-    parts.push({ name, offset: relative, byteLength: bytes.byteLength, sha256: await sha256Hex(bytes) });
+  bundleParts(compiled).forEach(([name, bytes], i) => {
+    parts.push({ name, offset: relative, byteLength: bytes.byteLength, sha256: partHashes[i]! });
     relative = align(relative + bytes.byteLength);
-  }
+  });
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT_VERSION,
     target: compiled.program.target,
@@ -63,14 +79,23 @@ export async function encodeBundle(compiled: CompiledWasm): Promise<Uint8Array> 
   };
   const json = new TextEncoder().encode(JSON.stringify(manifest));
   const partsStart = align(HEADER_BYTES + json.byteLength);
-  const out = new Uint8Array(partsStart + relative);
-  const view = new DataView(out.buffer);
-  out.set(new TextEncoder().encode(BUNDLE_MAGIC), 0);
+  const head = new Uint8Array(partsStart);
+  const view = new DataView(head.buffer);
+  head.set(new TextEncoder().encode(BUNDLE_MAGIC), 0);
   view.setUint32(8, BUNDLE_FORMAT_VERSION, true);
   view.setUint32(12, json.byteLength, true);
-  out.set(hexToBytes(await sha256Hex(json)), 16);
-  out.set(json, HEADER_BYTES);
-  partBytes.forEach(([, bytes], i) => out.set(bytes, partsStart + parts[i].offset));
+  head.set(hexToBytes(await sha256Hex(json)), 16);
+  head.set(json, HEADER_BYTES);
+  return { head, partsStart, parts, totalBytes: partsStart + relative };
+}
+
+/** The whole bundle in memory (the browser and the build plugin; the CLI streams with write.ts). */
+export async function encodeBundle(compiled: CompiledWasm): Promise<Uint8Array> {
+  const partBytes = bundleParts(compiled);
+  const layout = await bundleLayout(compiled, await Promise.all(partBytes.map(([, bytes]) => sha256Hex(bytes))));
+  const out = new Uint8Array(layout.totalBytes);
+  out.set(layout.head, 0);
+  partBytes.forEach(([, bytes], i) => out.set(bytes, layout.partsStart + layout.parts[i]!.offset));
   return out;
 }
 

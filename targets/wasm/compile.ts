@@ -29,7 +29,7 @@ import { wasmKernelTable, wasmModuleBuilder } from './links.js';
 import {
   type CompiledWasm, type Step, type ValueEntry, type WasmProgram, type WeightEntry, WASM_TARGET, serializeNode,
 } from './program.js';
-import { encodeWeight, weightEncoding } from './weights.js';
+import { encodeWeightInto, encodedBytes, weightEncoding } from './weights.js';
 
 /** Ops whose output aliases their first input's buffer with a new shape. */
 export const VIEW_OPS: ReadonlySet<string> = new Set(['Reshape', 'Squeeze', 'Unsqueeze', 'Flatten', 'Identity']);
@@ -131,25 +131,32 @@ export async function compileWasm(model: Model, options: WasmCompileOptions = {}
       `the weights need ${(plannedArena / 2 ** 30).toFixed(2)} GiB in the wasm arena, more than wasm32's 4 GiB; lower them to fewer bits (--lower --bits 4 or 2)`,
       model.path);
   }
-  const weightParts: Uint8Array[] = [];
+  // Lay the weights out from their shapes first, then encode each straight into one blob:
+  // at 1B parameters a second copy (parts, then the blob) would cost gigabytes.
   const weights: WeightEntry[] = [];
   let fileOffset = 0;
   let arenaOffset = 0;
   for (const name of weightNames) {
-    const tensor = constants.get(name) ?? graph.initializers.get(name)!.load();
-    const encoding = weightEncoding(tensor.dtype);
-    const bytes = encodeWeight(tensor, encoding);
-    const entry: WeightEntry = { name, dtype: tensor.dtype, shape: [...tensor.shape], encoding, offset: fileOffset, byteLength: bytes.byteLength };
+    const constant = constants.get(name);
+    const weight = graph.initializers.get(name);
+    const dtype = constant?.dtype ?? weight!.dtype;
+    const shape = [...(constant?.shape ?? weight!.shape)];
+    const count = shape.reduce((a, b) => a * b, 1);
+    const encoding = weightEncoding(dtype);
+    const byteLength = encodedBytes(encoding, count);
+    const entry: WeightEntry = { name, dtype, shape, encoding, offset: fileOffset, byteLength };
     if (inArena.has(name) && !isInput(name)) {
       entry.arenaOffset = arenaOffset;
-      arenaOffset = alignUp(arenaOffset + arenaBytes(tensor.dtype, tensor.size));
+      arenaOffset = alignUp(arenaOffset + arenaBytes(dtype, count));
     }
     weights.push(entry);
-    weightParts.push(bytes);
-    fileOffset = alignUp(fileOffset + bytes.byteLength);
+    fileOffset = alignUp(fileOffset + byteLength);
   }
   const weightBlob = new Uint8Array(fileOffset);
-  weights.forEach((w, i) => weightBlob.set(weightParts[i], w.offset));
+  for (const entry of weights) {
+    const tensor = constants.get(entry.name) ?? graph.initializers.get(entry.name)!.load();
+    encodeWeightInto(tensor, entry.encoding, weightBlob.subarray(entry.offset, entry.offset + entry.byteLength));
+  }
 
   // Kernels, deduplicated by structure.
   const kernels: Kernel[] = [];

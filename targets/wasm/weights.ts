@@ -43,25 +43,37 @@ function clampBig(x: number, lo: bigint, hi: bigint): bigint {
 }
 
 export function encodeWeight(tensor: Tensor, encoding: WeightEncoding): Uint8Array {
+  const out = new Uint8Array(encodedBytes(encoding, tensor.size));
+  encodeWeightInto(tensor, encoding, out);
+  return out;
+}
+
+/**
+ * Encodes into `out`, exactly the weight's encoded size; `out.byteOffset` must be aligned to
+ * the element size (bundle weight offsets are 16-byte aligned).
+ */
+export function encodeWeightInto(tensor: Tensor, encoding: WeightEncoding, out: Uint8Array): void {
   const values = tensor.numbers();
   const n = values.length;
-  const out = new Uint8Array(encodedBytes(encoding, n));
-  const buf = out.buffer;
-  switch (encoding) {
-    case 'f32': new Float32Array(buf).set(values); break;
-    case 'f64': new Float64Array(buf).set(values); break;
-    case 'i8': new Int8Array(buf).set(values); break;
-    case 'u8': out.set(values); break;
-    case 'i16': new Int16Array(buf).set(values); break;
-    case 'u16': new Uint16Array(buf).set(values); break;
-    case 'i32': new Int32Array(buf).set(values); break;
-    case 'u32': new Uint32Array(buf).set(values); break;
-    case 'i64': { const v = new BigInt64Array(buf); for (let i = 0; i < n; i++) v[i] = clampBig(values[i], -(2n ** 63n), 2n ** 63n - 1n); break; }
-    case 'u64': { const v = new BigUint64Array(buf); for (let i = 0; i < n; i++) v[i] = clampBig(values[i], 0n, 2n ** 64n - 1n); break; }
-    case 'f16': { const v = new Uint16Array(buf); for (let i = 0; i < n; i++) v[i] = numberToF16Bits(values[i]); break; }
-    case 'bf16': { const v = new Uint16Array(buf); for (let i = 0; i < n; i++) v[i] = numberToBf16Bits(values[i]); break; }
+  if (out.byteLength !== encodedBytes(encoding, n)) {
+    throw new LlmccError(`weight ${tensor.dtype}[${tensor.shape.join(',')}] needs ${encodedBytes(encoding, n)} bytes, given ${out.byteLength}`);
   }
-  return out;
+  const buf = out.buffer;
+  const at = out.byteOffset;
+  switch (encoding) {
+    case 'f32': new Float32Array(buf, at, n).set(values); break;
+    case 'f64': new Float64Array(buf, at, n).set(values); break;
+    case 'i8': new Int8Array(buf, at, n).set(values); break;
+    case 'u8': out.set(values); break;
+    case 'i16': new Int16Array(buf, at, n).set(values); break;
+    case 'u16': new Uint16Array(buf, at, n).set(values); break;
+    case 'i32': new Int32Array(buf, at, n).set(values); break;
+    case 'u32': new Uint32Array(buf, at, n).set(values); break;
+    case 'i64': { const v = new BigInt64Array(buf, at, n); for (let i = 0; i < n; i++) v[i] = clampBig(values[i], -(2n ** 63n), 2n ** 63n - 1n); break; }
+    case 'u64': { const v = new BigUint64Array(buf, at, n); for (let i = 0; i < n; i++) v[i] = clampBig(values[i], 0n, 2n ** 64n - 1n); break; }
+    case 'f16': { const v = new Uint16Array(buf, at, n); for (let i = 0; i < n; i++) v[i] = numberToF16Bits(values[i]); break; }
+    case 'bf16': { const v = new Uint16Array(buf, at, n); for (let i = 0; i < n; i++) v[i] = numberToBf16Bits(values[i]); break; }
+  }
 }
 
 /** Decodes `bytes` (exactly the weight's range) into a tensor of the weight's IR dtype. */
