@@ -11,6 +11,7 @@ import { loadModelFromBytes } from '../src/onnx/load.js';
 import { encodeBundle } from '../src/bundle/format.js';
 import { writeBundle } from '../src/bundle/write.js';
 import { load, type RuntimeSession } from '../src/runtime/index.js';
+import { writeToArena } from '../targets/wasm/arena.js';
 import { compileWasm } from '../targets/wasm/compile.js';
 import { llmcc } from './helpers/cli.js';
 import { MODELS_DIR, REPO_ROOT } from './helpers/paths.js';
@@ -115,6 +116,25 @@ describe('runtime', () => {
     expect(session.memoryBytes).toBe(grown);
   });
 
+  it('narrows int64 values into the arena with a range check', () => {
+    const buffer = new ArrayBuffer(16);
+    writeToArena(buffer, 0, Tensor.fromNumbers('i64', [2], [-(2 ** 31), 2 ** 31 - 1]), "input 'n'");
+    expect(Array.from(new Int32Array(buffer, 0, 2))).toEqual([-(2 ** 31), 2 ** 31 - 1]);
+    expect(() => writeToArena(buffer, 0, Tensor.fromNumbers('i64', [1], [2 ** 40]), "input 'n'"))
+      .toThrow(/input 'n' holds 1099511627776 at element 0, outside the 32-bit integer range/);
+  });
+
+  it('refuses a token id outside the embedding table, naming the input and the Gather', async () => {
+    const x = Tensor.fromNumbers('f32', [1, 4], [1, 2, 3, 4]);
+    for (const bad of [1250, -1251, 99999]) {
+      await expect(session.run({ x, ids: Tensor.fromNumbers('i64', [2], [3, bad]) }))
+        .rejects.toThrow(new RegExp(`input 'ids' holds ${bad} at element 1, outside \\[-1250, 1250\\) of the axis it indexes in Gather`));
+    }
+    // Negative ids inside the range count from the end, as in ONNX.
+    const ok = await session.run({ x, ids: Tensor.fromNumbers('i64', [2], [-1250, 1249]) });
+    expect(ok.get('emb')!.shape).toEqual([2, 4]);
+  });
+
   it('accepts a Map of feeds and returns tensors that later runs do not overwrite', async () => {
     const first = await session.run(new Map([['x', xFeed(2, 1)], ['ids', Tensor.fromNumbers('i64', [1], [3])]]));
     const kept = Array.from(first.get('flat')!.numbers());
@@ -142,7 +162,8 @@ describe('runtime', () => {
     await expect(session.run({ x: xFeed(1), ids, extra: ids })).rejects.toThrow(/'extra' is not an input/);
     const huge = Tensor.fromNumbers('i64', [1], [2 ** 40]);
     await expect(session.run({ x: xFeed(1), ids: huge })).rejects.toThrow(LlmccError);
-    await expect(session.run({ x: xFeed(1), ids: huge })).rejects.toThrow(/outside the 32-bit integer range/);
+    // ids index the embedding: the Gather bound is checked before the int32 narrowing.
+    await expect(session.run({ x: xFeed(1), ids: huge })).rejects.toThrow(/holds 1099511627776 at element 0, outside \[-1250, 1250\)/);
   });
 
   it('converts f16 at the boundary', async () => {

@@ -128,6 +128,8 @@ class WasmSession implements RuntimeSession {
   private steps: PreparedStep[] = [];
   private weightBase = 0;
   private readonly weightsByName = new Map<string, WeightEntry>();
+  /** Graph inputs used as Gather indices into weights, checked on every feed. */
+  private readonly indexBounds: Map<string, IndexBound[]>;
   private readonly hostWeights = new Map<string, Tensor>();
   private readonly plans = new Map<string, Plan>();
   private readonly opsets: Map<string, number>;
@@ -142,6 +144,7 @@ class WasmSession implements RuntimeSession {
     this.signature = { inputs: program.inputs, outputs: program.outputs };
     this.opsets = new Map(program.opsets);
     for (const w of program.weights) this.weightsByName.set(w.name, w);
+    this.indexBounds = gatherIndexBounds(program, this.weightsByName);
   }
 
   async instantiate(module: WebAssembly.Module): Promise<void> {
@@ -302,6 +305,7 @@ class WasmSession implements RuntimeSession {
         value = this.weightTensor(fallback);
       }
       checkFeed(input, value);
+      for (const bound of this.indexBounds.get(input.name) ?? []) checkIndices(input.name, value, bound);
       inputs.set(input.name, value);
     }
     for (const name of given.keys()) {
@@ -548,6 +552,45 @@ class WasmSession implements RuntimeSession {
       end = Math.max(end, offset + s.bytes);
     }
     return end;
+  }
+}
+
+/** A Gather whose indices are a graph input, over a weight axis of static length (token ids → embedding rows). */
+interface IndexBound {
+  node: string;
+  length: number;
+}
+
+/**
+ * The kernels clamp indices to stay inside memory; ONNX calls an out-of-range index an error,
+ * and a token id beyond the vocabulary must not silently read another row: fed ids are checked.
+ */
+function gatherIndexBounds(program: WasmProgram, weights: ReadonlyMap<string, WeightEntry>): Map<string, IndexBound[]> {
+  const inputs = new Set(program.inputs.map((i) => i.name));
+  const bounds = new Map<string, IndexBound[]>();
+  for (const step of program.steps) {
+    const node = program.nodes[step.node]!;
+    if (node.domain !== '' || node.op !== 'Gather') continue;
+    const [data, indices] = node.inputs;
+    const weight = data ? weights.get(data) : undefined;
+    if (!indices || !inputs.has(indices) || !weight || inputs.has(weight.name)) continue;
+    const axisAttr = deserializeNode(node).attributes.get('axis');
+    const rank = weight.shape.length;
+    const axis = axisAttr?.kind === 'int' ? (axisAttr.value < 0 ? axisAttr.value + rank : axisAttr.value) : 0;
+    const length = weight.shape[axis];
+    if (length === undefined) continue;
+    bounds.set(indices, [...(bounds.get(indices) ?? []), { node: node.name || `Gather #${step.node}`, length }]);
+  }
+  return bounds;
+}
+
+function checkIndices(name: string, value: Tensor, bound: IndexBound): void {
+  const values = value.numbers();
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v < -bound.length || v >= bound.length) {
+      throw new LlmccError(`input '${name}' holds ${v} at element ${i}, outside [${-bound.length}, ${bound.length}) of the axis it indexes in Gather '${bound.node}'`);
+    }
   }
 }
 
