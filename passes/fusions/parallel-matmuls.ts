@@ -78,7 +78,9 @@ function concatColumns(tensors: Tensor[]): Tensor {
   const rows = tensors[0].rank === 2 ? tensors[0].shape[0] : 1;
   const widths = tensors.map((t) => (t.rank === 2 ? t.shape[1] : t.shape[0]));
   const total = widths.reduce((a, b) => a + b, 0);
-  const out = new Float64Array(rows * total);
+  // Float32Array holds f32/f16/bf16 values exactly at half the memory of f64.
+  const float32 = ['f32', 'f16', 'bf16'].includes(tensors[0].dtype);
+  const out = float32 ? new Float32Array(rows * total) : new Float64Array(rows * total);
   let col = 0;
   tensors.forEach((t, i) => {
     const v = t.numbers();
@@ -88,11 +90,19 @@ function concatColumns(tensors: Tensor[]): Tensor {
   return Tensor.fromNumbers(tensors[0].dtype, tensors[0].rank === 2 ? [rows, total] : [total], out);
 }
 
+function sizesOf(members: readonly Projection[]): number {
+  return members.reduce((total, p) => total + p.n, 0);
+}
+
 function merge(group: Group, ctx: RewriteContext): void {
   const graph = ctx.graph;
   const { members, withBias } = group;
   const base = members[0].matmul.name;
-  const weight = ctx.addConstant(`${base}_merged_weight`, concatColumns(members.map((p) => ctx.constant(p.weight)!)));
+  // Lazy: the members' weights are read (and concatenated) only when the merged one is.
+  const loaders = members.map((p) => ctx.constantLoader(p.weight)!);
+  const k = ctx.shape(members[0].weight)![0] as number;
+  const weight = ctx.addLazyConstant(`${base}_merged_weight`, ctx.dtype(members[0].weight)!, [k, sizesOf(members)],
+    () => concatColumns(loaders.map((load) => load())));
   const wide = ctx.freshName(`${base}_merged`);
   const nodes: Node[] = [makeNode(ctx, `${base}_merged`, 'MatMul', '', [group.x, weight], [wide])];
   let split = wide;

@@ -1,4 +1,4 @@
-import type { DType } from '../../ir/dtype.js';
+import { bitWidth, type DType } from '../../ir/dtype.js';
 import type { Dim, Graph, Model, Node, TensorType } from '../../ir/graph.js';
 import { Tensor } from '../../ir/tensor.js';
 import { consumers, freshName, producers, weightFromTensor } from '../graph-edit.js';
@@ -55,6 +55,17 @@ export class RewriteContext {
     return this.constantNodes.get(value);
   }
 
+  /**
+   * How to load a constant later, without loading it now (an initializer's lazy `load`; a
+   * Constant node's tensor): rules that combine large weights keep them lazy.
+   */
+  constantLoader(value: string): (() => Tensor) | undefined {
+    const weight = this.graph.initializers.get(value);
+    if (weight) return this.graph.inputs.some((i) => i.name === value) ? undefined : () => weight.load();
+    const tensor = this.constantNodes.get(value);
+    return tensor ? () => tensor : undefined;
+  }
+
   isConstant(value: string): boolean {
     if (this.graph.initializers.has(value)) return !this.graph.inputs.some((i) => i.name === value);
     return this.constantNodes.has(value);
@@ -92,6 +103,19 @@ export class RewriteContext {
 
   freshName(base: string): string {
     return freshName(this.graph, base);
+  }
+
+  /**
+   * Adds an initializer computed on demand by `load` (each call recomputes: a merged 1B-model
+   * weight is built when the quantizer reads it, then dropped), under a fresh name.
+   */
+  addLazyConstant(base: string, dtype: DType, shape: readonly number[], load: () => Tensor): string {
+    const name = this.freshName(base);
+    const size = shape.reduce((a, b) => a * b, 1);
+    this.graph.initializers.set(name, {
+      name, dtype, shape: [...shape], byteLength: Math.ceil((size * bitWidth(dtype)) / 8), location: { kind: 'inline' }, load,
+    });
+    return name;
   }
 
   /** Adds an initializer under a fresh name derived from `base`; returns the name. */
