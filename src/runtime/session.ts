@@ -5,10 +5,10 @@
  * Browser-safe: no `node:` imports.
  */
 import { LlmccError, describeNode } from '../../ir/errors.js';
-import type { Dim, Node, TensorType } from '../../ir/graph.js';
-import { SymbolSource } from '../../ir/dims.js';
+import type { Node, TensorType } from '../../ir/graph.js';
 import { Attrs } from '../../ir/ops/attrs.js';
 import { lookupOp } from '../../ir/ops/registry.js';
+import { inferConcreteShapes } from '../../ir/concrete-shapes.js';
 import type { OpDef } from '../../ir/ops/types.js';
 import { Tensor, sizeOf } from '../../ir/tensor.js';
 import {
@@ -509,26 +509,14 @@ class WasmSession implements RuntimeSession {
     hostValue: (name: string) => Tensor | undefined,
   ): number[][] {
     const values = this.program.values;
-    const { node } = step;
-    const inputs: (TensorType | undefined)[] = present.map((n) => (n ? { dtype: values[n].dtype, shape: shapeOf(n) } : undefined));
-    const constant = (i: number): Tensor | undefined => (present[i] ? hostValue(present[i]!) : undefined);
-    const infos = step.op.infer({
-      node, opset: this.opsets.get(node.domain) ?? 1, attrs: new Attrs(node), inputs,
-      constant,
-      shapeValue: (i) => {
-        const t = constant(i);
-        return t && t.rank <= 1 ? (t.toArray() as Dim[]) : undefined;
-      },
-      symbols: new SymbolSource('rt'),
-      inferSubgraph: () => { throw new LlmccError('subgraphs are not supported on wasm', describeNode(node)); },
-    });
-    return node.outputs.map((name, k) => {
-      const shape = infos[k]?.type.shape;
-      if (!name) return [];
-      if (!shape || !shape.every((d): d is number => typeof d === 'number')) {
-        throw new LlmccError(`output '${name}' has a data-dependent shape [${shape?.join(',') ?? '*'}], which the wasm target cannot size`, describeNode(node));
-      }
-      return shape;
+    return inferConcreteShapes({
+      node: step.node,
+      op: step.op,
+      opset: this.opsets.get(step.node.domain) ?? 1,
+      inputs: present.map((n) => (n ? { dtype: values[n].dtype, shape: shapeOf(n) } : undefined)),
+      constant: (i) => (present[i] ? hostValue(present[i]!) : undefined),
+      target: 'wasm',
+      dataDependent: (name, shape) => `output '${name}' has a data-dependent shape ${shape}, which the wasm target cannot size`,
     });
   }
 

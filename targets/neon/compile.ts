@@ -13,10 +13,10 @@ import type { Kernel } from '../../codegen/kernel.js';
 import { isInteger, type DType } from '../../ir/dtype.js';
 import { CONSTANT_LIMIT } from '../../ir/infer.js';
 import { LlmccError, describeNode } from '../../ir/errors.js';
-import type { Dim, Model, Node, TensorType } from '../../ir/graph.js';
-import { SymbolSource } from '../../ir/dims.js';
+import type { Model, Node, TensorType } from '../../ir/graph.js';
 import { Attrs } from '../../ir/ops/attrs.js';
 import { lookupOp } from '../../ir/ops/registry.js';
+import { inferConcreteShapes } from '../../ir/concrete-shapes.js';
 import { Tensor, sizeOf } from '../../ir/tensor.js';
 import { verifyModel } from '../../ir/verify.js';
 import { importPrequantizedPass } from '../../passes/import-prequantized.js';
@@ -339,26 +339,14 @@ function inferConcrete(
   shapeOf: (name: string) => number[],
   constantOf: (name: string) => Tensor | undefined,
 ): number[][] {
-  const op = lookupOp(node.domain, node.op)!;
-  const inputs: (TensorType | undefined)[] = present.map((n) => (n ? { dtype: dtypeOf(n), shape: shapeOf(n) } : undefined));
-  const constant = (i: number): Tensor | undefined => (present[i] ? constantOf(present[i]!) : undefined);
-  const infos = op.infer({
-    node, opset: model.opsets.get(node.domain) ?? 1, attrs: new Attrs(node), inputs,
-    constant,
-    shapeValue: (i) => {
-      const t = constant(i);
-      return t && t.rank <= 1 ? (t.toArray() as Dim[]) : undefined;
-    },
-    symbols: new SymbolSource('neon'),
-    inferSubgraph: () => { throw new LlmccError('subgraphs are not supported on neon', describeNode(node)); },
-  });
-  return node.outputs.map((name, k) => {
-    const shape = infos[k]?.type.shape;
-    if (!name) return [];
-    if (!shape || !shape.every((d): d is number => typeof d === 'number')) {
-      throw new LlmccError(`${NEON_UNSUPPORTED_PREFIX} output '${name}' of data-dependent shape [${shape?.join(',') ?? '*'}]`, describeNode(node));
-    }
-    return shape;
+  return inferConcreteShapes({
+    node,
+    op: lookupOp(node.domain, node.op)!,
+    opset: model.opsets.get(node.domain) ?? 1,
+    inputs: present.map((n) => (n ? { dtype: dtypeOf(n), shape: shapeOf(n) } : undefined)),
+    constant: (i) => (present[i] ? constantOf(present[i]!) : undefined),
+    target: 'neon',
+    dataDependent: (name, shape) => `${NEON_UNSUPPORTED_PREFIX} output '${name}' of data-dependent shape ${shape}`,
   });
 }
 
