@@ -57,6 +57,12 @@ export interface WasmCompileOptions {
    * defaults. The knobs used are recorded on the node's kernel step in the manifest.
    */
   tuning?: (def: WasmKernelDef, ctx: KernelBuildContext) => Readonly<Record<string, number>> | undefined;
+  /**
+   * Drop each weight's tensor from the model once its bytes are in the blob (the CLI's compile,
+   * which does not use the model afterwards): weights are then held once, not twice, at peak.
+   * The model's initializers keep their dtype and shape; loading one afterwards throws.
+   */
+  releaseWeights?: boolean;
 }
 
 export function isViewOp(node: Pick<Node, 'domain' | 'op'>): boolean {
@@ -152,11 +158,6 @@ export async function compileWasm(model: Model, options: WasmCompileOptions = {}
     weights.push(entry);
     fileOffset = alignUp(fileOffset + byteLength);
   }
-  const weightBlob = new Uint8Array(fileOffset);
-  for (const entry of weights) {
-    const tensor = constants.get(entry.name) ?? graph.initializers.get(entry.name)!.load();
-    encodeWeightInto(tensor, entry.encoding, weightBlob.subarray(entry.offset, entry.offset + entry.byteLength));
-  }
 
   // Kernels, deduplicated by structure.
   const kernels: Kernel[] = [];
@@ -190,6 +191,22 @@ export async function compileWasm(model: Model, options: WasmCompileOptions = {}
     kernels.push(kernel);
   }
   const kernelBytes = kernels.length ? await (await wasmModuleBuilder())(kernels) : EMPTY_WASM_MODULE;
+
+  // Weights last, once no kernel template needs their values: the blob's pages become resident
+  // as they are written, so releasing each source tensor keeps the peak near one copy.
+  const weightBlob = new Uint8Array(fileOffset);
+  for (const entry of weights) {
+    const weight = graph.initializers.get(entry.name);
+    const tensor = constants.get(entry.name) ?? weight!.load();
+    encodeWeightInto(tensor, entry.encoding, weightBlob.subarray(entry.offset, entry.offset + entry.byteLength));
+    // Folded constants are small host values: only initializers are released.
+    if (options.releaseWeights && weight) {
+      graph.initializers.set(entry.name, {
+        ...weight,
+        load: () => { throw new LlmccError(`weight '${entry.name}' was released after compiling`); },
+      });
+    }
+  }
 
   const values: Record<string, ValueEntry> = {};
   const names = new Set<string>([

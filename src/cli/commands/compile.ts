@@ -67,7 +67,7 @@ export async function compileCommand(modelPath: string, options: CompileOptions)
   }
   if (options.target) {
     const tuning = await compileTuning(model, options);
-    const compiled = await compileWasm(model, { producer: `llmcc ${LLMCC_VERSION}`, tuning: tuning.knobsFor });
+    const compiled = await compileWasm(model, { producer: `llmcc ${LLMCC_VERSION}`, tuning: tuning.knobsFor, releaseWeights: true });
     if (options.stats) process.stderr.write(`${tuning.summary()}\n`);
     const bytes = await writeBundle(options.output!, compiled);
     const counts = { kernel: 0, view: 0, host: 0 };
