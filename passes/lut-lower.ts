@@ -110,6 +110,19 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
     const relaidWeights = new Map<string, string[]>();
     /** Run-time re-layout nodes → the position of the first matmul using them (placed before it). */
     const packs = new Map<Node, number>();
+    // Readers left per weight: once every reader of a code tensor is lowered, it goes at once,
+    // so a 1B model never holds all its codes and all its planes together.
+    const readersLeft = new Map<string, number>();
+    for (const n of graph.nodes) for (const name of n.inputs) if (name) readersLeft.set(name, (readersLeft.get(name) ?? 0) + 1);
+    const pinned = new Set([...graph.inputs, ...graph.outputs].map((v) => v.name));
+    const retireRead = (name: string): void => {
+      const left = (readersLeft.get(name) ?? 0) - 1;
+      readersLeft.set(name, left);
+      if (left === 0 && !pinned.has(name)) {
+        graph.initializers.delete(name);
+        graph.valueInfo.delete(name);
+      }
+    };
 
     graph.nodes.forEach((node, position) => {
       if (node.domain !== LLMCC || node.op !== 'QuantMatMul') return;
@@ -199,7 +212,13 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
         stats.planeBytesStored += bits * N * groups;
       }
       const [planesName, halfScalesName, offsetsName] = relaid;
-      if (constantWeights) for (const name of [codesName, scalesName, zeroName]) if (name) retiredWeights.add(name);
+      if (constantWeights) {
+        for (const name of [codesName, scalesName, zeroName]) {
+          if (!name) continue;
+          retiredWeights.add(name);
+          retireRead(name);
+        }
+      }
 
       const key = `${a}\u0000${groupSize}`;
       let pre = precomputes.get(key);
