@@ -54,6 +54,11 @@ export interface Weight {
   /** Where the bytes come from, for messages and the text IR: 'inline' or an external file. */
   location: { kind: 'inline' } | { kind: 'external'; file: string; offset: number; length: number };
   load(): Tensor;
+  /**
+   * The stored bytes, little-endian, one element after another (ONNX external data): a compiler
+   * whose encoding is the weight's own dtype copies them as they are, without decoding.
+   */
+  raw?(): Uint8Array;
 }
 
 export interface ValueInfo {

@@ -8,6 +8,8 @@ import { compareTensors } from '../src/compare.js';
 import { loadModel } from '../src/onnx/load.js';
 import { bindInputs, readTestDataSet } from '../src/testdata.js';
 import { referenceBackend } from '../targets/ref/backend.js';
+import { compileWasm } from '../targets/wasm/compile.js';
+import { encodeWeight } from '../targets/wasm/weights.js';
 import { parameterCount, resolveConfig, TINY, validateConfig } from '../examples/llama-gen/config.js';
 import { defaultPrompt, generateDecoder, type GeneratedDecoder } from '../examples/llama-gen/decoder.js';
 import { decoderIoFromGraph, greedyGenerate, type RunFn } from '../examples/llama-gen/greedy.js';
@@ -133,6 +135,25 @@ describe('llama-gen options', () => {
     }
     const result = compareTensors(logits[0], logits[1], { atol: 1e-5, rtol: 0 });
     expect(result.ok, result.reason ?? `max abs ${result.maxAbs}`).toBe(true);
+  });
+
+  it('external f16 data: the wasm compiler copies stored bytes, identical to decoding and re-encoding', async () => {
+    const out = path.join(root, 'external-f16');
+    const g = await generateDecoder({ config: TINY, out, ops: 'contrib', dtype: 'f16', externalData: true, seed: 3, testData: false });
+    const model = await loadModel(g.modelPath);
+    const reference = await loadModel(g.modelPath);
+    const compiled = await compileWasm(model, { releaseWeights: true });
+    let copied = 0;
+    for (const entry of compiled.program.weights) {
+      const weight = reference.graph.initializers.get(entry.name);
+      if (!weight?.raw || entry.encoding !== entry.dtype) continue;
+      copied++;
+      const bytes = compiled.weights.subarray(entry.offset, entry.offset + entry.byteLength);
+      expect(Buffer.from(bytes).equals(Buffer.from(encodeWeight(weight.load(), entry.encoding))), entry.name).toBe(true);
+    }
+    expect(copied).toBeGreaterThan(3);
+    // Released: the compiled model's initializers keep their types but no longer load.
+    expect(() => model.graph.initializers.get('lm_head.weight')!.load()).toThrow(/released after compiling/);
   });
 
   it('external data: weights stream to model.onnx.data and the model runs the same', async () => {

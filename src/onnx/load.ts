@@ -264,6 +264,7 @@ class Importer {
       load: (): Tensor => external
         ? decodeRawData(dtype, shape, readExternalData(external, where), where)
         : decodeTensorProto(tp, { where }),
+      ...(external ? { raw: (): Uint8Array => readExternalData(external, where) } : {}),
     };
   }
 

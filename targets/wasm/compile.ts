@@ -197,8 +197,12 @@ export async function compileWasm(model: Model, options: WasmCompileOptions = {}
   const weightBlob = new Uint8Array(fileOffset);
   for (const entry of weights) {
     const weight = graph.initializers.get(entry.name);
-    const tensor = constants.get(entry.name) ?? weight!.load();
-    encodeWeightInto(tensor, entry.encoding, weightBlob.subarray(entry.offset, entry.offset + entry.byteLength));
+    const into = weightBlob.subarray(entry.offset, entry.offset + entry.byteLength);
+    // Stored bytes already in the bundle's encoding (an f16 embedding) are copied, not decoded
+    // to f32 and encoded back: that transient f32 copy was the compile's memory peak at 1B.
+    const raw = !constants.has(entry.name) && weight?.raw && entry.encoding === entry.dtype ? weight.raw() : undefined;
+    if (raw && raw.byteLength === entry.byteLength) into.set(raw);
+    else encodeWeightInto(constants.get(entry.name) ?? weight!.load(), entry.encoding, into);
     // Folded constants are small host values: only initializers are released.
     if (options.releaseWeights && weight) {
       graph.initializers.set(entry.name, {
