@@ -16,6 +16,7 @@ import { decoderIoFromGraph, greedyGenerate, type RunFn } from '../examples/llam
 import { ortRunner } from '../examples/llama-gen/ort.js';
 import { f32BitsToF16Bits, weightChunks } from '../examples/llama-gen/write.js';
 import { numberToF16Bits } from '../ir/float.js';
+import { seededRandom } from '../ir/random.js';
 import { llmcc } from './helpers/cli.js';
 
 let root: string;
@@ -226,7 +227,7 @@ describe('llama-gen options', () => {
         check((0x80000000 | (exp << 23) | mant) >>> 0);
       }
     }
-    const u = rngForTest(11);
+    const u = seededRandom(11);
     for (let i = 0; i < 20000; i++) check(Math.floor(u() * 2 ** 32) >>> 0);
   });
 
@@ -272,15 +273,3 @@ describe('llama-gen options', () => {
     expect(defaultPrompt(TINY, 0).every((id) => id >= 0 && id < TINY.vocabSize)).toBe(true);
   });
 });
-
-/** mulberry32, for test inputs. */
-function rngForTest(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../ir/random.js';
 import fc from 'fast-check';
 import {
   accumulationBounds, checkAccumulationFits, checkGroupLayout, fullTable, int8OutputErrorBound, lookupSymmetric,
@@ -8,17 +9,6 @@ import { packPlanes, planeOffset, relayoutWeights, symmetrizeCode, unpackPlanes,
 import { lutBlockSums, lutMatMul, type LutMatMulArgs } from '../passes/lut/matmul.js';
 import { LlmccError } from '../ir/errors.js';
 
-/** Deterministic data from a seed (mulberry32), so fast-check shrinks over seeds and configs. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Problem {
   M: number; N: number; K: number; bits: number; g: number; groupSize: number; ternary: boolean; rowsPerTile: number;
@@ -42,7 +32,7 @@ const config = fc.record({
 type Config = typeof config extends fc.Arbitrary<infer T> ? T : never;
 
 function makeProblem(c: Config): Problem {
-  const random = rng(c.seed);
+  const random = seededRandom(c.seed);
   const ternary = c.ternary && c.bits === 2;
   const groupSize = c.g * c.groupsPerBlock;
   const K = groupSize * c.blocks;
@@ -124,7 +114,7 @@ function fullTableBlockSums(p: Problem, planes: Uint8Array): Float64Array {
 describe('symmetrized tables', () => {
   it('store 2^(g-1) entries; the top index bit selects negation, exactly in f32', () => {
     fc.assert(fc.property(fc.constantFrom(1, 2, 3, 4, 5), fc.integer(), (g, seed) => {
-      const random = rng(seed);
+      const random = seededRandom(seed);
       const a = Float32Array.from({ length: g }, () => (random() - 0.5) * 1e3);
       const full = fullTable(a, 0, g);
       const half = symmetricTable(a, 0, g);
@@ -241,7 +231,7 @@ describe('int8 table quantization', () => {
 
   it('each entry is within TABLE_ENTRY_ERROR · scale of its f32 value, codes within ±127', () => {
     fc.assert(fc.property(fc.integer(), fc.integer({ min: 1, max: 64 }), (seed, count) => {
-      const random = rng(seed);
+      const random = seededRandom(seed);
       const entries = Float32Array.from({ length: count }, () => (random() - 0.5) * 10 ** (random() * 6 - 3));
       const scale = tableScale(entries);
       for (const e of entries) {

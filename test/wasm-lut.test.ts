@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../ir/random.js';
 import type { Attribute, Node, TensorType } from '../ir/graph.js';
 import type { DType } from '../ir/dtype.js';
 import { lutBlockSums, lutMatMul } from '../passes/lut/matmul.js';
@@ -11,17 +12,6 @@ import { buildLutPrecompute } from '../targets/wasm/kernels/lut/LutPrecompute.js
 import { lutMatMulParams } from '../targets/wasm/kernels/lut/common.js';
 import { KernelRunner } from '../src/bench/kernel-runner.js';
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function attrs(values: Record<string, number | string>): Map<string, Attribute> {
   return new Map(Object.entries(values).map(([k, v]) => [k, typeof v === 'number' ? { kind: 'int', value: v } : { kind: 'string', value: v }] as [string, Attribute]));
@@ -44,7 +34,7 @@ interface Case {
 }
 
 function makeCase(c: Case, seed: number) {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const { M, N, K, bits, groupSize, rowsPerTile } = c;
   const a = new Float32Array(M * K).map(() => (r() - 0.5) * 4);
   const codes = new Uint8Array(N * K).map(() => Math.floor(r() * (c.ternary ? 3 : 2 ** bits)));
@@ -171,7 +161,7 @@ describe('wasm LutMatMul', () => {
 describe('wasm LutPrecompute', () => {
   for (const [table, M, K, groupSize] of [['i8', 3, 256, 64], ['f32', 2, 128, 32], ['i8', 1, 64, 8]] as const) {
     it(`matches the reference bit for bit (${table} M${M} K${K} gs${groupSize})`, async () => {
-      const r = rng(5);
+      const r = seededRandom(5);
       const a = new Float32Array(M * K).map(() => (r() - 0.5) * 8);
       a[3] = 0; // a zero activation
       const node: Node = { name: 'pre', domain: 'llmcc', op: 'LutPrecompute', inputs: ['a'], outputs: ['t', 's', 'u'], attributes: attrs({ g: 4, group_size: groupSize, table }) };
@@ -195,7 +185,7 @@ describe('wasm NormLutPrecompute', () => {
   for (const norm of ['rms', 'layer'] as const) {
     it(`${norm} norm with skip: y, skip_sum and tables match the reference (f32 statistics)`, async () => {
       const M = 3, H = 128, groupSize = 32;
-      const r = rng(9);
+      const r = seededRandom(9);
       const x = new Float32Array(M * H).map(() => (r() - 0.5) * 4);
       const skip = new Float32Array(H).map(() => r() - 0.5);
       const gamma = new Float32Array(H).map(() => 0.5 + r());

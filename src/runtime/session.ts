@@ -12,7 +12,7 @@ import { inferConcreteShapes } from '../../ir/concrete-shapes.js';
 import type { OpDef } from '../../ir/ops/types.js';
 import { Tensor, sizeOf } from '../../ir/tensor.js';
 import {
-  ARENA_ALIGN, WASM32_MAX_BYTES, WASM_PAGE, alignUp, arenaBytes, readFromArena, writeToArena,
+  ARENA_ALIGN, WASM32_MAX_BYTES, WASM_PAGE, alignUp, arenaBytes, placeByLiveness, readFromArena, writeToArena,
 } from '../../targets/wasm/arena.js';
 import type { LaunchShapes, WasmKernelDef } from '../../targets/wasm/kernel-def.js';
 import { wasmKernelTable } from '../../targets/wasm/links.js';
@@ -492,7 +492,7 @@ class WasmSession implements RuntimeSession {
       storage.offset = c.outputOffset;
     }
 
-    const end = this.place(planned);
+    const end = placeByLiveness(planned.filter((s) => !s.fixed), this.weightsEnd() + this.carriedBytes);
     this.ensureBytes(end);
     return {
       inputs: planInputs,
@@ -520,27 +520,6 @@ class WasmSession implements RuntimeSession {
     });
   }
 
-  /** Places planned buffers by liveness (first fit by offset); returns the arena's end. */
-  private place(planned: Storage[]): number {
-    const base = this.weightsEnd() + this.carriedBytes;
-    const order = planned.filter((s) => !s.fixed).sort((a, b) => a.first - b.first || b.bytes - a.bytes);
-    const placed: Storage[] = [];
-    let end = base;
-    for (const s of order) {
-      const overlapping = placed
-        .filter((p) => p.first <= s.last && s.first <= p.last)
-        .sort((a, b) => a.offset - b.offset);
-      let offset = base;
-      for (const p of overlapping) {
-        if (offset + s.bytes <= p.offset) break;
-        offset = Math.max(offset, p.offset + p.bytes);
-      }
-      s.offset = offset;
-      placed.push(s);
-      end = Math.max(end, offset + s.bytes);
-    }
-    return end;
-  }
 }
 
 /** A Gather whose indices are a graph input, over a weight axis of static length (token ids → embedding rows). */

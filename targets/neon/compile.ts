@@ -20,7 +20,7 @@ import { inferConcreteShapes } from '../../ir/concrete-shapes.js';
 import { Tensor, sizeOf } from '../../ir/tensor.js';
 import { verifyModel } from '../../ir/verify.js';
 import { importPrequantizedPass } from '../../passes/import-prequantized.js';
-import { alignUp, arenaBytes, arenaDtypeOf, writeToArena } from '../wasm/arena.js';
+import { alignUp, arenaBytes, arenaDtypeOf, placeByLiveness, writeToArena } from '../wasm/arena.js';
 import { UNSUPPORTED_PREFIX, classify, isViewOp } from '../wasm/compile.js';
 import type { ArenaDtype, KernelBuildContext, LaunchShapes } from '../wasm/kernel-def.js';
 import { wasmKernelTable } from '../wasm/links.js';
@@ -292,7 +292,7 @@ export async function compileNeon(model: Model, options: NeonCompileOptions): Pr
   }
   const weightImage = new Uint8Array(weightBytes);
   for (const f of fixedValues) writeToArena(weightImage.buffer, f.storage.offset, f.tensor, `constant '${f.name}'`, true);
-  const arenaEnd = place(planned, weightBytes);
+  const arenaEnd = placeByLiveness(planned, alignUp(weightBytes, NEON_ALIGN));
 
   const io = ({ name, storage }: { name: string; storage: Storage }): NeonIo => {
     const dtype = dtypeOf(name);
@@ -350,25 +350,6 @@ function inferConcrete(
   });
 }
 
-/** Places buffers by liveness after the weight image (first fit by offset); returns the arena's end. */
-function place(planned: Storage[], weightBytes: number): number {
-  const base = alignUp(weightBytes, NEON_ALIGN);
-  const order = [...planned].sort((a, b) => a.first - b.first || b.bytes - a.bytes);
-  const placed: Storage[] = [];
-  let end = base;
-  for (const s of order) {
-    const overlapping = placed.filter((p) => p.first <= s.last && s.first <= p.last).sort((a, b) => a.offset - b.offset);
-    let offset = base;
-    for (const p of overlapping) {
-      if (offset + s.bytes <= p.offset) break;
-      offset = Math.max(offset, p.offset + p.bytes);
-    }
-    s.offset = offset;
-    placed.push(s);
-    end = Math.max(end, offset + s.bytes);
-  }
-  return end;
-}
 
 type Classified = Awaited<ReturnType<typeof classify>>;
 

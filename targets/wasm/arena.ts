@@ -96,3 +96,33 @@ export function readFromArena(buffer: ArrayBuffer, offset: number, dtype: DType,
   // fromNumbers copies (the arena is reused) and rounds f16/bf16 outputs at the boundary.
   return Tensor.fromNumbers(dtype, shape, values);
 }
+
+/** A buffer's lifetime in a schedule (first writer step, last reader step) and, once placed, its offset. */
+export interface LiveBuffer {
+  bytes: number;
+  first: number;
+  last: number;
+  offset: number;
+}
+
+/**
+ * Places buffers from `base` by liveness: in order of first use (larger first on ties), each
+ * takes the lowest offset not overlapping a buffer alive at the same time. Returns the end.
+ */
+export function placeByLiveness(buffers: readonly LiveBuffer[], base: number): number {
+  const order = [...buffers].sort((a, b) => a.first - b.first || b.bytes - a.bytes);
+  const placed: LiveBuffer[] = [];
+  let end = base;
+  for (const s of order) {
+    const overlapping = placed.filter((p) => p.first <= s.last && s.first <= p.last).sort((a, b) => a.offset - b.offset);
+    let offset = base;
+    for (const p of overlapping) {
+      if (offset + s.bytes <= p.offset) break;
+      offset = Math.max(offset, p.offset + p.bytes);
+    }
+    s.offset = offset;
+    placed.push(s);
+    end = Math.max(end, offset + s.bytes);
+  }
+  return end;
+}
