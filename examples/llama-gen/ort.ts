@@ -8,21 +8,14 @@ import * as path from 'node:path';
 import ort from 'onnxruntime-node';
 import type { DType } from '../../ir/dtype.js';
 import { LlmccError } from '../../ir/errors.js';
-import { f16BitsToNumber, numberToF16Bits } from '../../ir/float.js';
+import { f16BitsToNumber } from '../../ir/float.js';
 import { Tensor } from '../../ir/tensor.js';
 import { encodeTensorProto } from '../../src/onnx/tensor-proto.js';
+import { toOrtTensor } from '../../src/bench/ort-tensor.js';
 import { argmaxRow, stepFeeds, type DecoderIo, type RunFn } from './greedy.js';
 
 export function toOrt(t: Tensor): ort.Tensor {
-  const dims = [...t.shape];
-  const values = t.numbers();
-  switch (t.dtype) {
-    case 'f32': return new ort.Tensor('float32', Float32Array.from(values), dims);
-    case 'f16': return new ort.Tensor('float16', Uint16Array.from(values, numberToF16Bits), dims);
-    case 'i64': return new ort.Tensor('int64', BigInt64Array.from(Array.from(values, (v) => BigInt(v))), dims);
-    case 'i32': return new ort.Tensor('int32', Int32Array.from(values), dims);
-    default: throw new LlmccError(`no onnxruntime conversion for ${t.dtype} tensors`);
-  }
+  return toOrtTensor(ort.Tensor, t);
 }
 
 export function fromOrt(t: ort.Tensor): Tensor {

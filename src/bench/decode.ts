@@ -15,11 +15,12 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DType } from '../../ir/dtype.js';
 import { LlmccError } from '../../ir/errors.js';
-import { f16BitsToNumber, numberToF16Bits } from '../../ir/float.js';
+import { f16BitsToNumber } from '../../ir/float.js';
 import { Tensor } from '../../ir/tensor.js';
 import { loadModel } from '../onnx/load.js';
 import { type DecoderEngine, generate, signatureOfGraph } from '../runtime/generate.js';
 import { load } from '../runtime/index.js';
+import { toOrtTensor } from './ort-tensor.js';
 
 export type DecodeImpl =
   | { kind: 'llmcc'; label: string; bundle: string }
@@ -159,17 +160,6 @@ interface OrtSessionLike {
   run(feeds: Record<string, OrtTensorLike>): Promise<Record<string, OrtTensorLike>>;
 }
 
-function toOrtTensor(ort: OrtLike, t: Tensor): OrtTensorLike {
-  const dims = [...t.shape];
-  const values = t.numbers();
-  switch (t.dtype) {
-    case 'f32': return new ort.Tensor('float32', Float32Array.from(values), dims);
-    case 'f16': return new ort.Tensor('float16', Uint16Array.from(values, numberToF16Bits), dims);
-    case 'i64': return new ort.Tensor('int64', BigInt64Array.from(Array.from(values, (v) => BigInt(v))), dims);
-    case 'i32': return new ort.Tensor('int32', Int32Array.from(values), dims);
-    default: throw new LlmccError(`no onnxruntime conversion for ${t.dtype} tensors`);
-  }
-}
 
 function zerosOrt(ort: OrtLike, dtype: DType, shape: number[]): OrtTensorLike {
   const size = shape.reduce((a, b) => a * b, 1);
@@ -199,7 +189,7 @@ async function ortEngine(kind: 'ort-node' | 'ort-web', modelPath: string, thread
     session = await ort.InferenceSession.create(new Uint8Array(fs.readFileSync(modelPath)), { executionProviders: ['wasm'], graphOptimizationLevel: 'all', ...(externalData ? { externalData } : {}) });
   }
   const signature = signatureOfGraph((await loadModel(modelPath)).graph);
-  const feedsOf = (feeds: Map<string, Tensor>): Record<string, OrtTensorLike> => Object.fromEntries([...feeds].map(([n, t]) => [n, toOrtTensor(ort, t)]));
+  const feedsOf = (feeds: Map<string, Tensor>): Record<string, OrtTensorLike> => Object.fromEntries([...feeds].map(([n, t]) => [n, toOrtTensor(ort.Tensor, t)]));
   return {
     ...signature,
     run: async () => { throw new LlmccError('the ORT engine runs only with a carried cache'); },
