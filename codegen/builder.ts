@@ -178,6 +178,13 @@ export function pairwiseAdd(signed: boolean, a: Expr): Expr {
 export function dotI16(a: Expr, b: Expr): Expr {
   return { kind: 'dot_i16', a, b, type: 'i32x4' };
 }
+/** `acc` (i32x4) plus the sum of each 4 adjacent byte products of a and b (i8x16): NEON vdotq_s32. */
+export function dotI8(acc: Expr, a: Expr, b: Expr): Expr {
+  if (acc.type !== 'i32x4' || a.type !== 'i8x16' || b.type !== 'i8x16') {
+    throw new Error(`kernel builder: dotI8 needs i32x4, i8x16, i8x16, got ${acc.type}, ${a.type}, ${b.type}`);
+  }
+  return { kind: 'dot_i8', acc, a, b, type: 'i32x4' };
+}
 export function shuffle(a: Expr, b: Expr, lanes: number[]): Expr {
   if (lanes.length !== 16) throw new Error('kernel builder: shuffle needs 16 byte lanes');
   return { kind: 'shuffle', a, b, lanes, type: a.type as VectorType };

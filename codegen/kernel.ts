@@ -81,6 +81,11 @@ export type Expr =
   | { kind: 'pairwise_add'; signed: boolean; a: Expr; type: VectorType }
   /** i16x8 · i16x8 → i32x4: products of adjacent lane pairs summed (WASM i32x4.dot_i16x8_s). */
   | { kind: 'dot_i16'; a: Expr; b: Expr; type: 'i32x4' }
+  /**
+   * i8x16 · i8x16 accumulated into i32x4, exactly NEON vdotq_s32: lane i = acc[i] +
+   * Σ_{j<4} a[4i+j]·b[4i+j] (products and sums in i32, so −128·−128 pairs cannot overflow).
+   */
+  | { kind: 'dot_i8'; acc: Expr; a: Expr; b: Expr; type: 'i32x4' }
   /** Byte shuffle of two vectors by constant lane indices (0–15 from a, 16–31 from b). */
   | { kind: 'shuffle'; a: Expr; b: Expr; lanes: number[]; type: VectorType };
 

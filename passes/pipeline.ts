@@ -5,6 +5,7 @@ import { fuseLutPrecomputePass } from './fuse-lut-precompute.js';
 import { fusionPass } from './fusions/index.js';
 import { importPrequantizedPass } from './import-prequantized.js';
 import { lutLowerPass, type LutLowerOptions } from './lut-lower.js';
+import { dotLowerPass, type DotLowerOptions } from './dot-lower.js';
 import type { PassResult } from './pass.js';
 import type { QuantSchemeOptions } from './quant/layers.js';
 import { quantizeWeightsPass } from './quantize-weights.js';
@@ -18,6 +19,8 @@ export interface LoweringOptions {
   /** N:M-prune (or keep a detected pattern) and pack the quantized weights (`--sparsity`; needs `quantize`). */
   sparsity?: NMPattern;
   lut: LutLowerOptions;
+  /** Widths lowered to the int8-activation dot path before the LUT lowering (`--matmul`; passes/dot-lower.ts). */
+  dot?: DotLowerOptions;
   /** Fuse the table precompute into the preceding norm / elementwise op (default true). */
   fuse?: boolean;
   /**
@@ -34,7 +37,8 @@ export interface PassRecord {
 
 /**
  * The low-bit lowering pipeline, in order: graph fusion (passes/fusions) → pre-quantized import
- * (MatMulNBits, blocked DequantizeLinear) → weight quantization (when asked) → LUT lowering →
+ * (MatMulNBits, blocked DequantizeLinear) → weight quantization (when asked) → dot lowering
+ * (the widths `dot` names) → LUT lowering →
  * precompute fusion → MatMul epilogue fusion.
  * The model is re-verified (and its types re-inferred) after every pass that changed it.
  */
@@ -54,6 +58,8 @@ export function runLoweringPipeline(model: Model, options: LoweringOptions): Pas
   const sparsity = options.sparsity;
   if (sparsity && quantize) apply(sparsifyPass.name, () => sparsifyPass.run(model, { pattern: sparsity, quantize }));
   if (quantize) apply(quantizeWeightsPass.name, () => quantizeWeightsPass.run(model, quantize));
+  const dot = options.dot;
+  if (dot && dot.widths.length > 0) apply(dotLowerPass.name, () => dotLowerPass.run(model, dot));
   apply(lutLowerPass.name, () => lutLowerPass.run(model, options.lut));
   if (sparsity) apply(sparseLutLowerPass.name, () => sparseLutLowerPass.run(model, { table: options.lut.table, rowsPerTile: options.lut.rowsPerTile }));
   if (options.fuse ?? true) apply(fuseLutPrecomputePass.name, () => fuseLutPrecomputePass.run(model));

@@ -6,13 +6,15 @@ import type { Pass, PassResult } from './pass.js';
 import { SchemeResolver, findLayers, quantizeRows, type LayerScheme, type MatMulLayer, type QuantSchemeOptions } from './quant/layers.js';
 import { captureLayerInputs, measureLayer, quantizedBytes, type LayerInput, type QuantReportRow } from './quant/report.js';
 import type { QuantizedWeight } from './quant/rtn.js';
+import { calibrateGptq } from './quant/gptq-layers.js';
 import { PROGRESS_MIN_BYTES, type QuantProgressSink, quantProgressSink } from './quant/progress.js';
 
 /**
  * quantize-weights: rewrites each MatMul / Gemm whose B is a constant 2-D float weight into
  * llmcc.QuantMatMul with RTN (or ternary absmean) group-wise codes; see passes/quant/rtn.ts
- * for the schemes. Gemm is taken with transB either way, alpha folded into the weight and
- * beta·C as the bias when C is a constant vector.
+ * for the schemes. With `method: 'gptq'` the codes (same formats) are chosen by GPTQ on
+ * calibration activations instead (passes/quant/gptq-layers.ts). Gemm is taken with transB
+ * either way, alpha folded into the weight and beta·C as the bias when C is a constant vector.
  *
  * A layer whose K is not a multiple of the group size stays float and is counted under
  * `skipped_k_not_divisible` (a whole-model run should not fail on one odd layer, e.g. a
@@ -55,6 +57,12 @@ export const quantizeWeightsPass: Pass<QuantizeWeightsOptions> = {
     const inputs: Map<string, LayerInput> | undefined = options.calibration && options.report
       ? captureLayerInputs(model, options.calibration, layers)
       : undefined;
+    const gptq = options.method === 'gptq' ? calibrateGptq(model, layers, resolver, options.gptq) : undefined;
+    if (gptq) {
+      bump(stats, gptq.sequential ? 'gptq_sequential' : 'gptq_float_inputs');
+      // Fewer rows than K leave H singular (damping only): GPTQ then fits those rows, not the data.
+      bump(stats, 'gptq_calibration_rows', gptq.calibrationRows);
+    }
 
     // Weights shared by several layers with the same scheme are quantized and stored once.
     const emitted = new Map<string, EmittedWeight>();
@@ -74,7 +82,7 @@ export const quantizeWeightsPass: Pass<QuantizeWeightsOptions> = {
       const rows = weight && !options.report ? undefined : layer.loadRows();
       if (!weight) {
         // Each layer's float rows are read lazily here and dropped after: peak memory is one layer's.
-        const quantized = quantizeRows(rows!, layer.n, layer.k, scheme);
+        const quantized = gptq ? gptq.quantize(layer, rows!, scheme) : quantizeRows(rows!, layer.n, layer.k, scheme);
         const base = layer.weightName;
         const codes = freshName(graph, `${base}_codes`);
         graph.initializers.set(codes, weightFromTensor(codes, new Tensor('u8', [layer.n, layer.k], quantized.codes)));
@@ -93,7 +101,10 @@ export const quantizeWeightsPass: Pass<QuantizeWeightsOptions> = {
         bump(stats, 'bytes_before', layer.weightBytes);
         bump(stats, 'bytes_after', quantizedBytes(quantized));
       }
-      if (options.report && rows) options.report.push(measureLayer(layer, rows, weight.quantized, inputs?.get(layer.node.name)));
+      if (options.report && rows) {
+        const row = measureLayer(layer, rows, weight.quantized, inputs?.get(layer.node.name));
+        options.report.push(gptq ? gptq.reportRow(row, layer, rows, weight.quantized) : row);
+      }
 
       let bias = '';
       if (layer.bias) {

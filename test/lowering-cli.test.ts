@@ -126,6 +126,32 @@ describe('llmcc inspect --quant', () => {
   });
 });
 
+describe('llmcc inspect --quant --quant-method gptq', () => {
+  it('names the method and reports output SQNR on the calibration activations, above the weight SQNR', () => {
+    const r = llmcc('inspect', path.join(DECODER, 'model.onnx'), '--quant', '--bits', '4', '--quant-method', 'gptq');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/quantization \(4 bits, group 32, symmetric, method gptq; output SQNR on the GPTQ calibration activations/);
+    const rows = r.stdout.split('\n').filter((line) => /^(model|lm_head)\S*MatMul\S*\s+int4 group=32 .* gptq\s/.test(line));
+    expect(rows).toHaveLength(15);
+    for (const row of rows) {
+      const [weightDb, outputDb] = row.split(/\s{2,}/).slice(2, 4).map(Number);
+      // GPTQ moves the error where the activations do not look: the weight gets worse, the output better.
+      expect(outputDb).toBeGreaterThan(weightDb);
+      expect(outputDb).toBeGreaterThan(21);
+    }
+  });
+
+  it('rejects an unknown method and --calib-data without gptq', () => {
+    const unknown = llmcc('inspect', path.join(DECODER, 'model.onnx'), '--quant', '--bits', '4', '--quant-method', 'awq');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/--quant-method must be one of rtn, gptq, got 'awq'/);
+    const calib = llmcc('inspect', path.join(DECODER, 'model.onnx'), '--quant', '--bits', '4', '--calib-data', path.join(DECODER, 'test_data_set_0'));
+    expect(calib.code).toBe(2);
+    expect(calib.stderr).toMatch(/--calib-data calibrates --quant-method gptq/);
+  });
+});
+
 /** The logits' cosine that `llmcc run` prints for output 0. */
 function logitsCosine(stdout: string): number {
   const match = /^output 0 'logits' .*cosine (\d\.\d+)/m.exec(stdout);
@@ -146,12 +172,18 @@ function runDecoder(set: number, ...flags: string[]): number {
  * 0.005–0.017 of cosine (errors add up over the 15 layers to ~0.08). Adding i.i.d. noise to
  * every weight shows what 0.99 needs: ~28 dB weight SQNR (cosine 0.989 / 0.995 on sets 0 / 1),
  * above what any 4-bit scalar quantizer gets on Gaussian weights (21.2 dB here with the
- * searched grid). Measured (logits cosine, set 0 / set 1, f32 | i8 tables):
- *   int4 g32   0.922 | 0.927   0.969 | 0.965
- *   int2 g32   0.485 | 0.477   0.210 | 0.209
- *   ternary    0.317 | 0.322   0.491 | 0.496
+ * searched grid). Measured (logits cosine, set 0 / set 1, f32 | i8 tables; RTN, then GPTQ with
+ * its defaults: data-free 256 random tokens, sequential, act-order):
+ *   int4 g32   RTN 0.923 | 0.926   0.970 | 0.966    GPTQ 0.933 | 0.934   0.991 | 0.991
+ *   int2 g32   RTN 0.463 | 0.458   0.208 | 0.209    GPTQ 0.648 | 0.657   0.497 | 0.504
+ *   ternary    RTN 0.317 | 0.322   0.491 | 0.496    GPTQ 0.463 | 0.467   0.175 | 0.176
  *   int8 g32   0.9998 (i8)     0.9999 (i8)
- * The bars below are what is met, with margin.
+ * The loss is concentrated in layer 0 (quantizing one layer alone, set 0: k_proj −0.028,
+ * q −0.010, gate −0.010, o −0.009, up −0.006, v −0.006, down −0.004, lm_head −0.004; every
+ * layer-1 projection ≤ 0.002): layer 0's attention softmax is saturated by the N(0, 1) weights,
+ * so small q/k errors flip which keys it attends to. GPTQ lowers each layer's output error on
+ * its calibration activations by 1–8 dB but that does not reach 0.99 on set 0 (set 1, one
+ * decode token, swings by ±0.05 between GPTQ settings). The bars below are what is met, with margin.
  */
 describe('static-scatter decoder, quantized and LUT-lowered (llmcc run --lower)', () => {
   for (const set of [0, 1]) {
@@ -161,6 +193,11 @@ describe('static-scatter decoder, quantized and LUT-lowered (llmcc run --lower)'
       }
     });
   }
+
+  it('GPTQ (--quant-method gptq, data-free calibration) at 4 bits, f32 and i8 tables', () => {
+    expect(runDecoder(0, '--bits', '4', '--group', '32', '--table', 'f32', '--quant-method', 'gptq')).toBeGreaterThan(0.92);
+    expect(runDecoder(1, '--bits', '4', '--group', '32', '--table', 'i8', '--quant-method', 'gptq')).toBeGreaterThan(0.98);
+  });
 
   it('8-bit weights stay within 0.999 (the pipeline itself is not the error source)', () => {
     expect(runDecoder(0, '--bits', '8', '--group', '32', '--table', 'f32')).toBeGreaterThan(0.999);

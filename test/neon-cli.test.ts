@@ -78,17 +78,20 @@ describe('llmcc run --target neon', () => {
     }, 300_000);
   }
 
-  it('runs a lowered 2-bit model (LUT kernels) exactly like the reference interpreter on the same lowered graph', () => {
-    // A data set whose expected outputs are the reference interpreter's, after the same lowering.
-    const lowered = path.join(work, 'lowered');
-    fs.mkdirSync(lowered);
-    fs.copyFileSync(path.join(DATA, 'input_0.pb'), path.join(lowered, 'input_0.pb'));
-    const ref = llmcc('run', MODEL, '--data', DATA, '--target', 'ref', '--lower', '--bits', '2', '--out', lowered);
-    expect(ref.stdout).toMatch(/wrote 1 output/);
-    const r = llmcc('run', MODEL, '--data', lowered, '--target', 'neon', '--lower', '--bits', '2');
-    expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/ok$/m);
-  }, 300_000);
+  // neon's default (--matmul auto) lowers to the int8 dot-product kernels; --matmul lut keeps LUT.
+  for (const [matmul, label, neonArgs] of [['lut', 'LUT kernels', ['--matmul', 'lut']], ['dot', 'dot-product kernels, the neon default', []]] as const) {
+    it(`runs a lowered 2-bit model (${label}) exactly like the reference interpreter on the same lowered graph`, () => {
+      // A data set whose expected outputs are the reference interpreter's, after the same lowering.
+      const lowered = path.join(work, `lowered-${matmul}`);
+      fs.mkdirSync(lowered);
+      fs.copyFileSync(path.join(DATA, 'input_0.pb'), path.join(lowered, 'input_0.pb'));
+      const ref = llmcc('run', MODEL, '--data', DATA, '--target', 'ref', '--lower', '--bits', '2', '--matmul', matmul, '--out', lowered);
+      expect(ref.stdout).toMatch(/wrote 1 output/);
+      const r = llmcc('run', MODEL, '--data', lowered, '--target', 'neon', '--lower', '--bits', '2', ...neonArgs);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/ok$/m);
+    }, 300_000);
+  }
 
   it('refuses a model with an op it has no kernel for, naming it', () => {
     const r = llmcc('run', path.join(CONFORMANCE_DIR, 'test_matmulinteger', 'model.onnx'), '--data', path.join(CONFORMANCE_DIR, 'test_matmulinteger', 'test_data_set_0'), '--target', 'neon');

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   KernelBuilder, abs, add, addSat, and, bitcast, cast, ceil, constant, cos, div, eq, erf, exp, extract, floor, ge, gt,
   le, log, lookup16, lt, max, min, mul, ne, nearest, neg, not, or, pairwiseAdd, reduce, rem, select, shl, shr, sigmoid,
-  sin, splat, sqrt, sub, tanh, trunc, widen, xor, dotI16, shuffle, type Expr,
+  sin, splat, sqrt, sub, tanh, trunc, widen, xor, dotI16, dotI8, shuffle, type Expr,
 } from '../codegen/builder.js';
 import type { Kernel, ScalarType, VectorType } from '../codegen/kernel.js';
 import { WasmHarness } from '../codegen/wasm/harness.js';
@@ -170,6 +170,34 @@ for (const [vec, elem, lo, hi] of narrow) {
   CASES.push({ kernel, args: [bytesOf(tableValues.slice(0, 16), 'i8'), bytesOf(indexValues.slice(0, 16), 'u8'), bytesOf(new Array(N).fill(0), 'i32')], outputs: [{ index: 2, elem: 'i32' }] });
 }
 
+// dot_i8 (vdotq_s32 semantics) over 8 vector pairs, accumulated: random bytes and the −128/127 extremes.
+{
+  const pairs = 8;
+  const k = new KernelBuilder('dot_i8_acc');
+  const a = k.buffer('a', 'i8');
+  const b = k.buffer('b', 'i8');
+  const out = k.buffer('out', 'i32', 'write');
+  const acc = k.mut('acc', constant('i32x4', -7));
+  k.loop('v', 0, pairs, (v) => {
+    k.set(acc, dotI8(acc, a.loadVec(mul(v, 16), 'i8x16'), b.loadVec(mul(v, 16), 'i8x16')));
+    out.storeVec(mul(v, 4), dotI8(constant('i32x4', 0), a.loadVec(mul(v, 16), 'i8x16'), b.loadVec(mul(v, 16), 'i8x16')));
+  });
+  out.storeVec(pairs * 4, acc);
+  // The by-element form (SDOT v.4s, a.16b, b.4b[lane]): b's i32 lane broadcast.
+  for (let lane = 0; lane < 4; lane++) {
+    const quad = bitcast(splat(extract(bitcast(b.loadVec(16, 'i8x16'), 'i32x4'), lane), 'i32x4'), 'i8x16');
+    out.storeVec((pairs + 1 + lane) * 4, dotI8(constant('i32x4', lane), a.loadVec(0, 'i8x16'), quad));
+  }
+  const extremes = (x: number): number[] => Array.from({ length: 16 }, (_, i) => (i % 3 === 0 ? x : -128));
+  const av = [...extremes(-128), ...extremes(127), ...Array.from({ length: 16 * (pairs - 2) }, () => Math.floor(random() * 256) - 128)];
+  const bv = [...extremes(-128), ...extremes(-128), ...Array.from({ length: 16 * (pairs - 2) }, () => Math.floor(random() * 256) - 128)];
+  CASES.push({
+    kernel: k.build(),
+    args: [bytesOf(av, 'i8'), bytesOf(bv, 'i8'), bytesOf(new Array(4 * (pairs + 5)).fill(0), 'i32')],
+    outputs: [{ index: 2, elem: 'i32' }],
+  });
+}
+
 // Narrow loads and stores: widening loads, f16 storage, loops with ifs.
 {
   const k = new KernelBuilder('narrow_mem');
@@ -286,6 +314,33 @@ describe('C printer', () => {
     const lut = printKernels([CASES.find((c) => c.kernel.name === 'lut_mm')!.kernel]).functions[0];
     expect(lut).toMatch(/vaddw_[su]8\(/);
     expect(lut).toMatch(/vaddw_high_[su]8\(/);
+    const dot = printKernels([CASES.find((c) => c.kernel.name === 'dot_i8_acc')!.kernel]).functions[0];
+    expect(dot).toMatch(/llmcc_dot_s8\(/);
+    expect(dot).toMatch(/llmcc_dot_lane_s8\(.*, 3\)/);
+  });
+
+  it('dot_i8 matches vdotq_s32 lane for lane (JS model, −128 extremes)', () => {
+    const c = CASES.find((x) => x.kernel.name === 'dot_i8_acc')!;
+    const sa = new Int8Array((c.args[0] as Uint8Array).slice().buffer);
+    const sb = new Int8Array((c.args[1] as Uint8Array).slice().buffer);
+    const lanes = sa.length / 4;
+    const want: number[] = [];
+    for (let lane = 0; lane < lanes; lane++) {
+      let t = 0;
+      for (let j = 0; j < 4; j++) t += sa[4 * lane + j] * sb[4 * lane + j];
+      want.push(t);
+    }
+    want.push(...[0, 1, 2, 3].map((i) => want.filter((_, lane) => lane % 4 === i).reduce((x, y) => x + y, -7)));
+    for (let quad = 0; quad < 4; quad++) {
+      for (let lane = 0; lane < 4; lane++) {
+        let t = quad;
+        for (let j = 0; j < 4; j++) t += sa[4 * lane + j] * sb[16 + 4 * quad + j];
+        want.push(t);
+      }
+    }
+    expect(decode(expected[CASES.indexOf(c)][0], 'i32')).toEqual(want);
+    // −128·−128 four times: 65536, beyond any i16 intermediate.
+    expect(want[1]).toBe(65536);
   });
 
   // qemu-max builds with +dotprod (the vdotq path), qemu-a53 without; SIMDe's vdotq and the sanitizer build unless LLMCC_NEON_QUICK=1.

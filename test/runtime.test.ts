@@ -8,7 +8,7 @@ import type { Model } from '../ir/graph.js';
 import { interpret } from '../ir/interpreter.js';
 import { Tensor } from '../ir/tensor.js';
 import { loadModelFromBytes } from '../src/onnx/load.js';
-import { encodeBundle } from '../src/bundle/format.js';
+import { BUNDLE_FORMAT_VERSION, encodeBundle } from '../src/bundle/format.js';
 import { writeBundle } from '../src/bundle/write.js';
 import { load, type RuntimeSession } from '../src/runtime/index.js';
 import { writeToArena } from '../targets/wasm/arena.js';
@@ -223,10 +223,11 @@ describe('CLI: compile --target wasm and run a bundle', () => {
   it('reports a bad bundle in one line and exits 2', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llmcc-cli-'));
     const bad = path.join(dir, 'bad.llmcc');
-    fs.writeFileSync(bad, 'LLMCCBND\x02\x00\x00\x00' + ' '.repeat(60));
+    // Version 1: bundles from before the LUT kernels took a row range.
+    fs.writeFileSync(bad, 'LLMCCBND\x01\x00\x00\x00' + ' '.repeat(60));
     const result = llmcc('run', bad, '--data', path.join(gqa, 'test_data_set_0'));
     expect(result.code).toBe(2);
-    expect(result.stderr).toBe(`llmcc: error: bundle format version 2 is not supported (this llmcc reads version 1); recompile the model, ${bad}\n`);
+    expect(result.stderr).toBe(`llmcc: error: bundle format version 1 is not supported (this llmcc reads version ${BUNDLE_FORMAT_VERSION}); recompile the model, ${bad}\n`);
   });
 
   it('asks for -o and refuses unsupported models naming every missing op at once', () => {

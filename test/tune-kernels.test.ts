@@ -153,6 +153,8 @@ describe('tunable wasm kernels', () => {
     { M: 2, N: 32, K: 256, bits: 2, groupSize: 64 },
     { M: 3, N: 16, K: 128, bits: 3, groupSize: 32 },
     { M: 1, N: 48, K: 512, bits: 4, groupSize: 128 },
+    // k_block 1024 here: K blocks of 8 quant blocks and a last one of 4.
+    { M: 2, N: 32, K: 1536, bits: 2, groupSize: 128 },
   ]) {
     it(`LutMatMul M${c.M} N${c.N} K${c.K} ${c.bits}-bit gs${c.groupSize}: every configuration is exact on the integer part`, async () => {
       const { M, N, K, bits, groupSize } = c;
@@ -199,6 +201,7 @@ describe('tunable wasm kernels', () => {
         });
       }
       expect(configs.length).toBeGreaterThan(1);
+      if (K > 1024) expect(configs.some((knobs) => knobs.k_block === 1024)).toBe(true);
     });
   }
 });

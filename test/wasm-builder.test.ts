@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  KernelBuilder, addSat, bitcast, cast, div, dotI16, i32, lookup16, pairwiseAdd, rem, shr, shuffle, unary, widen,
+  KernelBuilder, addSat, bitcast, cast, div, dotI16, dotI8, i32, lookup16, pairwiseAdd, rem, shr, shuffle, unary, widen,
   max, min, select, lt, reduce, type Expr,
 } from '../codegen/builder.js';
 import type { Kernel, UnaryOp } from '../codegen/kernel.js';
@@ -87,6 +87,8 @@ beforeAll(() => {
   kernels.push(vecKernel('pairwise_s', (a) => pairwiseAdd(true, a('i8x16'))));
   // A u8 buffer loaded as i16x8 would widen 8 bytes; reinterpret a full 16-byte load instead.
   kernels.push(vecKernel('dot', (a, b) => dotI16(bitcast(a('i8x16'), 'i16x8'), bitcast(b('i8x16'), 'i16x8'))));
+  // vdotq_s32 semantics, accumulating onto a (read as i32x4).
+  kernels.push(vecKernel('dot_i8', (a, b) => dotI8(bitcast(a('i8x16'), 'i32x4'), a('i8x16'), b('i8x16'))));
   kernels.push(vecKernel('shuffle', (a, b) => shuffle(a('i8x16'), b('i8x16'), [0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23])));
   kernels.push(vecKernel('add_sat_s', (a, b) => addSat(a('i8x16'), b('i8x16'))));
   {
@@ -254,6 +256,31 @@ describe('SIMD constructs', () => {
     expect(Array.from(new Int32Array(run('dot').buffer))).toEqual(Array.from({ length: 4 }, (_, i) => ia[2 * i] * ib[2 * i] + ia[2 * i + 1] * ib[2 * i + 1]));
     expect(Array.from(run('shuffle'))).toEqual(Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? a[i / 2] : b[(i - 1) / 2])));
     expect(Array.from(new Int8Array(run('add_sat_s').buffer))).toEqual(Array.from({ length: 16 }, (_, i) => Math.max(-128, Math.min(127, sa[i] + sb[i]))));
+  });
+  it('dot_i8 adds each 4 adjacent byte products to an i32 lane (vdotq_s32), −128·−128 included', () => {
+    const dot = (x: Uint8Array, y: Uint8Array): number[] => {
+      h.reset();
+      const px = h.writeU8(x);
+      const py = h.writeU8(y);
+      const out = h.alloc(16);
+      h.call('dot_i8', px, py, out);
+      return Array.from(h.i32(out, 4));
+    };
+    const model = (x: Uint8Array, y: Uint8Array): number[] => {
+      const acc = new Int32Array(x.buffer.slice(0));
+      const sx = new Int8Array(x.buffer.slice(0));
+      const sy = new Int8Array(y.buffer.slice(0));
+      return Array.from({ length: 4 }, (_, i) => {
+        let total = acc[i];
+        for (let j = 0; j < 4; j++) total += sx[4 * i + j] * sy[4 * i + j];
+        return total | 0;
+      });
+    };
+    const extremes = Uint8Array.from({ length: 16 }, (_, i) => (i < 8 ? 0x80 : i < 12 ? 0x7f : 0x81));
+    const pairs: [Uint8Array, Uint8Array][] = [[a, b], [extremes, extremes], [extremes, Uint8Array.from(extremes, (v) => v ^ 0xff)], [b, a]];
+    for (const [x, y] of pairs) expect(dot(x, y)).toEqual(model(x, y));
+    // −128·−128 four times is 65536: a lane no i16 intermediate could hold.
+    expect(dot(extremes, extremes)[1]).toEqual(new Int32Array(extremes.buffer.slice(0))[1] + 65536);
   });
   it('reduces the lanes of a vector', () => {
     h.reset();

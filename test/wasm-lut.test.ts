@@ -7,7 +7,7 @@ import { precomputeTables } from '../passes/lut/tables.js';
 import { relayoutWeights } from '../passes/lut/bitplanes.js';
 import type { KernelBuildContext } from '../targets/wasm/kernel-def.js';
 import { buildLutMatMul, fastPathBlocker, type LutMatMulBuildOptions } from '../targets/wasm/kernels/lut/LutMatMul.js';
-import { planeChunks } from '../targets/wasm/kernels/lut/matmul-fast.js';
+import { kBlockQuantBlocks, planeChunks } from '../targets/wasm/kernels/lut/matmul-fast.js';
 import { buildLutPrecompute } from '../targets/wasm/kernels/lut/LutPrecompute.js';
 import { lutMatMulParams } from '../targets/wasm/kernels/lut/common.js';
 import { KernelRunner } from '../src/bench/kernel-runner.js';
@@ -133,6 +133,33 @@ describe('wasm LutMatMul', () => {
       for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThanOrEqual(1e-5 * scale + 1e-6);
     });
   }
+
+  // K blocks (the k_block knob) with a shorter last block: exact block sums, and the same output
+  // bits as one pass over K (the f32 row sums carried in Y add in the same order).
+  for (const [c, kBlock, subtiles] of [
+    [{ M: 2, N: 32, K: 1536, bits: 2, groupSize: 128, rowsPerTile: 16, table: 'i8', bias: true, tiled: true }, 1024, 1],
+    [{ M: 1, N: 48, K: 640, bits: 3, groupSize: 64, rowsPerTile: 16, table: 'i8', bias: true }, 256, 1],
+    [{ M: 3, N: 64, K: 384, bits: 4, groupSize: 32, rowsPerTile: 16, table: 'i8', bias: false, tiled: true }, 100, 2],
+  ] as [Case, number, number][]) {
+    it(`K blocks of ${kBlock} give exact sums and one pass's output bits (${label(c)}, subtiles ${subtiles})`, async () => {
+      const sums = await runLut(c, 13, { blockSums: true, kBlock, subtiles });
+      expect(sums.got).toEqual(sums.want);
+      const blocked = await runLut(c, 13, { kBlock, subtiles });
+      const onePass = await runLut(c, 13, { kBlock: 0, subtiles });
+      expect(blocked.got).toEqual(onePass.got);
+      const scale = Math.max(...blocked.want.map(Math.abs));
+      for (let i = 0; i < blocked.want.length; i++) expect(Math.abs(blocked.got[i] - blocked.want[i])).toBeLessThanOrEqual(1e-5 * scale + 1e-6);
+    });
+  }
+
+  it('K blocks round down to whole quant blocks and vanish when one covers K', () => {
+    const p = lutMatMulParams(lutNode({ M: 1, N: 32, K: 1536, bits: 2, groupSize: 128, rowsPerTile: 16, table: 'i8', bias: false }));
+    expect(kBlockQuantBlocks(p, 1024)).toBe(8);
+    expect(kBlockQuantBlocks(p, 200)).toBe(1);
+    expect(kBlockQuantBlocks(p, 1500)).toBe(11);
+    expect(kBlockQuantBlocks(p, 1536)).toBeUndefined();
+    expect(kBlockQuantBlocks(p, 0)).toBeUndefined();
+  });
 
   for (const c of cases.filter((x) => x.extreme)) {
     it(`pairwise accumulation is exact at the int16 limits too (${label(c)})`, async () => {

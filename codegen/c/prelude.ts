@@ -177,6 +177,28 @@ static inline int32x4_t llmcc_sum4_u8(int32x4_t acc, uint8x16_t x) {
 #endif
 }
 
+/* acc + Σ of each 4 adjacent byte products: one SDOT with +dotprod; else byte products widened
+   to i16 (−128·−128 fits), adjacent pairs widened to i32, and vpaddq_s32 of the low and high
+   halves' pair sums, which are exactly vdotq_s32's lanes. */
+static inline int32x4_t llmcc_dot_s8(int32x4_t acc, int8x16_t a, int8x16_t b) {
+#if LLMCC_DOTPROD
+  return vdotq_s32(acc, a, b);
+#else
+  int32x4_t lo = vpaddlq_s16(vmull_s8(vget_low_s8(a), vget_low_s8(b)));
+  int32x4_t hi = vpaddlq_s16(vmull_high_s8(a, b));
+  return vaddq_s32(acc, vpaddq_s32(lo, hi));
+#endif
+}
+
+/* llmcc_dot_s8 with b = i32 lane "lane" of b4 (as bytes) in every lane: SDOT by element. A macro:
+   the lane must be a constant. */
+#if LLMCC_DOTPROD
+#define llmcc_dot_lane_s8(acc, a, b4, lane) vdotq_laneq_s32((acc), (a), (b4), (lane))
+#else
+#define llmcc_dot_lane_s8(acc, a, b4, lane) \
+  llmcc_dot_s8((acc), (a), vreinterpretq_s8_s32(vdupq_laneq_s32(vreinterpretq_s32_s8(b4), (lane))))
+#endif
+
 /* i16x8 · i16x8 → i32x4: products of adjacent lane pairs summed (WASM i32x4.dot_i16x8_s). */
 static inline int32x4_t llmcc_dot_i16(int16x8_t a, int16x8_t b) {
   return vpaddq_s32(vmull_s16(vget_low_s16(a), vget_low_s16(b)), vmull_high_s16(a, b));

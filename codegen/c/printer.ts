@@ -178,6 +178,7 @@ function usedNames(stmts: readonly Stmt[]): Set<string> {
       case 'select': visitExpr(e.cond); visitExpr(e.a); visitExpr(e.b); return;
       case 'lookup16': visitExpr(e.table); visitExpr(e.indices); return;
       case 'dot_i16': case 'shuffle': visitExpr(e.a); visitExpr(e.b); return;
+      case 'dot_i8': visitExpr(e.acc); visitExpr(e.a); visitExpr(e.b); return;
     }
   };
   const visit = (list: readonly Stmt[]): void => {
@@ -394,6 +395,15 @@ class FunctionPrinter {
         return this.pairwiseAdd(e.signed, e.a);
       case 'dot_i16':
         return `llmcc_dot_i16(${this.expr(e.a)}, ${this.expr(e.b)})`;
+      case 'dot_i8': {
+        // b = one i32 lane of a vector broadcast: SDOT by element (no DUP) with +dotprod.
+        const b = e.b;
+        if (b.kind === 'bitcast' && b.a.kind === 'splat' && b.a.a.kind === 'extract' && b.a.a.a.type === 'i32x4') {
+          const source = reinterpret(this.expr(b.a.a.a), 's32', 's8');
+          return `llmcc_dot_lane_s8(${this.expr(e.acc)}, ${this.expr(e.a)}, ${source}, ${b.a.a.lane})`;
+        }
+        return `llmcc_dot_s8(${this.expr(e.acc)}, ${this.expr(e.a)}, ${this.expr(e.b)})`;
+      }
       case 'shuffle': {
         const t = e.type;
         const a = reinterpret(this.expr(e.a), sfx(e.a.type as VectorType), 'u8');

@@ -448,9 +448,39 @@ class FunctionCompiler {
       }
       case 'dot_i16':
         return m.i32x4.dot_i16x8_s(this.expr(e.a), this.expr(e.b));
+      case 'dot_i8':
+        return this.dotI8(e.acc, e.a, e.b);
       case 'shuffle':
         return m.i8x16.shuffle(this.expr(e.a), this.expr(e.b), e.lanes);
     }
+  }
+
+  /**
+   * vdotq_s32 semantics: byte products widened to i16 (|−128·−128| fits), each adjacent pair
+   * summed into i32 (two such products would not fit i16), then the even and odd i32 lanes of
+   * [low pairs, high pairs] added: lane i = Σ of the products of bytes 4i..4i+3.
+   */
+  private dotI8(acc: Expr, a: Expr, b: Expr): Ref {
+    const m = this.m;
+    const ta = this.temp('i8x16');
+    const tb = this.temp('i8x16');
+    const ga = (): Ref => m.local.get(ta, binaryen.v128);
+    const gb = (): Ref => m.local.get(tb, binaryen.v128);
+    const lowPairs = m.i32x4.extadd_pairwise_i16x8_s(m.i16x8.extmul_low_i8x16_s(ga(), gb()));
+    const highPairs = m.i32x4.extadd_pairwise_i16x8_s(m.i16x8.extmul_high_i8x16_s(ga(), gb()));
+    const tl = this.temp('i32x4');
+    const th = this.temp('i32x4');
+    const gl = (): Ref => m.local.get(tl, binaryen.v128);
+    const gh = (): Ref => m.local.get(th, binaryen.v128);
+    const evens = m.i8x16.shuffle(gl(), gh(), [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27]);
+    const odds = m.i8x16.shuffle(gl(), gh(), [4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31]);
+    return m.block(null, [
+      m.local.set(ta, this.expr(a)),
+      m.local.set(tb, this.expr(b)),
+      m.local.set(tl, lowPairs),
+      m.local.set(th, highPairs),
+      m.i32x4.add(this.expr(acc), m.i32x4.add(evens, odds)),
+    ], binaryen.v128);
   }
 
   private constant(type: ValueType, value: number): Ref {

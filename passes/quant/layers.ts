@@ -5,6 +5,7 @@ import { producers } from '../graph-edit.js';
 import type { WeightBits } from '../../ir/quant.js';
 import { quantizeRtn, type QuantizedWeight, type ScaleDtype } from './rtn.js';
 import { quantizeTernary } from './ternary.js';
+import type { GptqModelOptions, QuantMethod } from './gptq-layers.js';
 
 /**
  * Finding the MatMul / Gemm layers whose weight can be quantized, and choosing each one's
@@ -28,6 +29,10 @@ export interface QuantSchemeOptions {
   bitsMap?: Record<string, BitsChoice>;
   /** Scale storage; default f16 for f16 weights, f32 otherwise. */
   scaleDtype?: ScaleDtype;
+  /** How codes are chosen: 'rtn' (default) or 'gptq' (calibrated; passes/quant/gptq-layers.ts). */
+  method?: QuantMethod;
+  /** GPTQ's calibration and knobs (method 'gptq'). */
+  gptq?: GptqModelOptions;
 }
 
 export type LayerScheme =

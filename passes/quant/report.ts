@@ -5,6 +5,7 @@ import { describeQuant, type WeightBits } from '../../ir/quant.js';
 import type { Tensor } from '../../ir/tensor.js';
 import { SchemeResolver, findLayers, quantizeRows, type MatMulLayer, type QuantSchemeOptions } from './layers.js';
 import { dequantize, type QuantizedWeight } from './rtn.js';
+import { calibrateGptq, type QuantMethod } from './gptq-layers.js';
 import { gaussian, matmulNK, sqnrDb } from './sqnr.js';
 
 /**
@@ -25,8 +26,13 @@ export interface QuantReportRow {
   weightSqnrDb: number;
   /** The same for X·Wᵀ on the calibration input. */
   outputSqnrDb: number;
-  /** 'gaussian' (seeded N(0,1) [16, K]) or 'real' (the layer's input on the given feeds). */
-  calibration: 'gaussian' | 'real';
+  /**
+   * 'gaussian' (seeded N(0,1) [16, K]), 'real' (the layer's input on the given feeds) or 'gram'
+   * (GPTQ's calibration activations, through their XᵀX).
+   */
+  calibration: 'gaussian' | 'real' | 'gram';
+  /** How the codes were chosen (absent: RTN). */
+  method?: QuantMethod;
   bytesBefore: number;
   /** Packed codes (bits per weight) + scales + zero points, as a target stores them. */
   bytesAfter: number;
@@ -105,12 +111,15 @@ export function quantReport(model: Model, options: QuantSchemeOptions, feeds?: R
   const resolver = new SchemeResolver(options);
   const { layers } = findLayers(model.graph);
   const inputs = feeds ? captureLayerInputs(model, feeds, layers) : undefined;
+  const gptq = options.method === 'gptq' ? calibrateGptq(model, layers, resolver, options.gptq) : undefined;
   const rows: QuantReportRow[] = [];
   for (const layer of layers) {
     const scheme = resolver.schemeFor(layer);
     if (scheme.kind === 'keep' || layer.k % scheme.groupSize !== 0) continue;
     const weightRows = layer.loadRows();
-    rows.push(measureLayer(layer, weightRows, quantizeRows(weightRows, layer.n, layer.k, scheme), inputs?.get(layer.node.name)));
+    const q = gptq ? gptq.quantize(layer, weightRows, scheme) : quantizeRows(weightRows, layer.n, layer.k, scheme);
+    const row = measureLayer(layer, weightRows, q, inputs?.get(layer.node.name));
+    rows.push(gptq ? gptq.reportRow(row, layer, weightRows, q) : row);
   }
   return rows;
 }
@@ -122,7 +131,8 @@ function formatDb(db: number): string {
 /** The report as an aligned text table, with a total line. */
 export function formatQuantReport(rows: readonly QuantReportRow[]): string {
   const header = ['layer', 'scheme', 'weight SQNR dB', 'output SQNR dB', 'bytes before', 'bytes after'];
-  const body = rows.map((r) => [r.layer, r.scheme, formatDb(r.weightSqnrDb), formatDb(r.outputSqnrDb), String(r.bytesBefore), String(r.bytesAfter)]);
+  // GPTQ rows name their method in the scheme column (RTN is the default and stays unnamed).
+  const body = rows.map((r) => [r.layer, r.method && r.method !== 'rtn' ? `${r.scheme} ${r.method}` : r.scheme, formatDb(r.weightSqnrDb), formatDb(r.outputSqnrDb), String(r.bytesBefore), String(r.bytesAfter)]);
   const before = rows.reduce((s, r) => s + r.bytesBefore, 0);
   const after = rows.reduce((s, r) => s + r.bytesAfter, 0);
   body.push(['total', `${rows.length} layers`, '', '', String(before), String(after)]);

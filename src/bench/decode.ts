@@ -6,8 +6,9 @@
  * generate() loop (greedy, same prompt), and reports time to first token (prefill of the
  * prompt), decode tokens/s and peak RSS. Printed side by side, with ratios, in one run.
  *
- * Missing llmcc bundles are compiled first (each in a child too: `llmcc compile --lower
- * --bits B`), and kept next to the model for the next run.
+ * llmcc bundles are compiled first (each in a child too: `llmcc compile --lower --bits B`)
+ * into `llmcc-q<B>.llmcc` next to the model (or --bundle-dir), and reused by the next run
+ * while they are newer than the model and its external data (--rebuild compiles anyway).
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -18,7 +19,7 @@ import { LlmccError } from '../../ir/errors.js';
 import { f16BitsToNumber } from '../../ir/float.js';
 import { Tensor } from '../../ir/tensor.js';
 import { loadModel } from '../onnx/load.js';
-import { type DecoderEngine, generate, signatureOfGraph } from '../runtime/generate.js';
+import { type DecoderEngine, type DecoderHints, generate, signatureOfGraph } from '../runtime/generate.js';
 import { load } from '../runtime/index.js';
 import { toOrtTensor } from './ort-tensor.js';
 
@@ -41,6 +42,8 @@ export interface DecodeBenchOptions {
   bundleDir?: string;
   /** Which rows: llmcc, ort-node, ort-web. */
   impls: string[];
+  /** Compile the llmcc bundles even when up to date. */
+  rebuild?: boolean;
 }
 
 export interface DecodeResult {
@@ -52,6 +55,9 @@ export interface DecodeResult {
   peakRssMiB: number;
   cacheResident?: boolean;
   error?: string;
+  /** Decode tokens/s over the ORT rows' (absent: no such row, or a failed one). */
+  vsWeb?: number;
+  vsNode?: number;
 }
 
 /** Seeded prompt ids in [1, 200) (inside any vocabulary, the tiny test configs' too). */
@@ -78,10 +84,20 @@ function runChild(args: string[], echo: boolean): Promise<ChildOutcome> {
   });
 }
 
-/** Compiles the bundle in a child unless it exists; returns its path. */
-async function ensureBundle(model: string, bundle: string, bits: number | undefined, log: (line: string) => void): Promise<void> {
-  if (fs.existsSync(bundle)) return;
-  log(`compiling ${bundle} (${bits ? `--lower --bits ${bits}` : '--lower, pre-quantized import'}) ...`);
+/** Modification time of the model and its external data files (newest), ms. */
+function modelTime(model: string): number {
+  const dir = path.dirname(model);
+  const data = fs.readdirSync(dir).filter((f) => f.startsWith(`${path.basename(model)}.data`) || f === `${path.basename(model, '.onnx')}.onnx_data`);
+  return Math.max(...[model, ...data.map((f) => path.join(dir, f))].map((f) => fs.statSync(f).mtimeMs));
+}
+
+/** Compiles the bundle in a child unless an up-to-date one exists (newer than the model). */
+export async function ensureBundle(model: string, bundle: string, bits: number | undefined, rebuild: boolean, log: (line: string) => void): Promise<void> {
+  if (!rebuild && fs.existsSync(bundle) && fs.statSync(bundle).mtimeMs >= modelTime(model)) {
+    log(`reusing ${bundle} (newer than the model; --rebuild to compile again)`);
+    return;
+  }
+  log(`compiling ${bundle} (${bits ? `--lower --bits ${bits}` : '--lower: fusions, pre-quantized weights imported as they are'}) ...`);
   const started = Date.now();
   const args = ['compile', model, '--target', 'wasm', '-o', bundle, '--lower', ...(bits ? ['--bits', String(bits)] : [])];
   const outcome = await runChild(args, true);
@@ -96,12 +112,12 @@ export async function runDecodeBench(options: DecodeBenchOptions, log: (line: st
   if (options.impls.includes('llmcc')) {
     for (const bits of options.bits) {
       const bundle = path.join(dir, `llmcc-q${bits}.llmcc`);
-      await ensureBundle(options.model, bundle, bits, log);
+      await ensureBundle(options.model, bundle, bits, options.rebuild === true, log);
       impls.push({ kind: 'llmcc', label: `llmcc-wasm ${bits}-bit`, bundle });
     }
     if (options.llmccNbits && options.nbitsModel) {
       const bundle = path.join(options.bundleDir ?? path.dirname(options.nbitsModel), 'llmcc-nbits.llmcc');
-      await ensureBundle(options.nbitsModel, bundle, undefined, log);
+      await ensureBundle(options.nbitsModel, bundle, undefined, options.rebuild === true, log);
       impls.push({ kind: 'llmcc', label: 'llmcc-wasm 4-bit (MatMulNBits graph)', bundle });
     }
   }
@@ -110,10 +126,23 @@ export async function runDecodeBench(options: DecodeBenchOptions, log: (line: st
     if (!options.nbitsModel) throw new LlmccError(`--nbits-model is needed for the ${kind} rows`);
     impls.push({ kind, label: `${kind === 'ort-web' ? 'onnxruntime-web wasm' : 'onnxruntime-node cpu'} 4-bit MatMulNBits`, model: options.nbitsModel, threads: options.ortThreads });
   }
+  return runDecodeImpls(impls, { promptIds: benchPrompt(options.promptLength), maxTokens: options.maxTokens }, log);
+}
+
+/** What every implementation's child runs: the same prompt and generate() options. */
+export interface DecodeRunSpec {
+  promptIds: number[];
+  maxTokens: number;
+  /** genai_config knowledge (static cache length, cache names). */
+  hints?: DecoderHints;
+}
+
+/** Runs each implementation in its own child process (so peak RSS is its own); rows in order, with ratios. */
+export async function runDecodeImpls(impls: DecodeImpl[], run: DecodeRunSpec, log: (line: string) => void): Promise<DecodeResult[]> {
   const results: DecodeResult[] = [];
   for (const impl of impls) {
     log(`running ${impl.label} ...`);
-    const spec = JSON.stringify({ impl, promptIds: benchPrompt(options.promptLength), maxTokens: options.maxTokens });
+    const spec = JSON.stringify({ impl, ...run });
     const outcome = await runChild(['bench', 'decode', '--child', spec], false);
     const last = outcome.stdout.trim().split('\n').at(-1) ?? '';
     try {
@@ -123,21 +152,30 @@ export async function runDecodeBench(options: DecodeBenchOptions, log: (line: st
       results.push({ label: impl.label, tokens: [], loadMs: NaN, ttftMs: NaN, tokensPerS: NaN, peakRssMiB: NaN, error: why });
     }
   }
-  return results;
+  return withRatios(results);
+}
+
+/** Each row's decode tokens/s over the ORT rows' (measured in this run). */
+export function withRatios(results: DecodeResult[]): DecodeResult[] {
+  const ok = (r: DecodeResult | undefined): r is DecodeResult => !!r && !r.error && Number.isFinite(r.tokensPerS) && r.tokensPerS > 0;
+  const web = results.find((r) => r.label.startsWith('onnxruntime-web'));
+  const node = results.find((r) => r.label.startsWith('onnxruntime-node'));
+  return results.map((r) => {
+    if (!ok(r)) return r;
+    return { ...r, ...(ok(web) ? { vsWeb: r.tokensPerS / web.tokensPerS } : {}), ...(ok(node) ? { vsNode: r.tokensPerS / node.tokensPerS } : {}) };
+  });
 }
 
 /** The table: one row per implementation, decode speed relative to each ORT row. */
 export function formatDecodeResults(results: DecodeResult[], options: Pick<DecodeBenchOptions, 'promptLength' | 'maxTokens' | 'ortThreads'>): string[] {
-  const web = results.find((r) => r.label.startsWith('onnxruntime-web'));
-  const node = results.find((r) => r.label.startsWith('onnxruntime-node'));
-  const ratio = (a: number, b: number | undefined): string => (b && Number.isFinite(a) && Number.isFinite(b) ? `${(a / b).toFixed(2)}x` : '-');
+  const ratio = (x: number | undefined): string => (x === undefined ? '-' : `${x.toFixed(2)}x`);
   const lines = [
     `decode: prompt ${options.promptLength} tokens, ${options.maxTokens} new tokens, greedy, batch 1; ORT with ${options.ortThreads} intra-op thread(s), llmcc-wasm single-threaded`,
     `${'implementation'.padEnd(42)} ${'load s'.padStart(7)} ${'TTFT ms'.padStart(9)} ${'tok/s'.padStart(7)} ${'peak RSS MiB'.padStart(13)} ${'tok/s vs web'.padStart(13)} ${'tok/s vs node'.padStart(14)}`,
   ];
   for (const r of results) {
     if (r.error) { lines.push(`${r.label.padEnd(42)} failed: ${r.error}`); continue; }
-    lines.push(`${r.label.padEnd(42)} ${(r.loadMs / 1000).toFixed(1).padStart(7)} ${r.ttftMs.toFixed(0).padStart(9)} ${r.tokensPerS.toFixed(2).padStart(7)} ${r.peakRssMiB.toFixed(0).padStart(13)} ${ratio(r.tokensPerS, web?.tokensPerS).padStart(13)} ${ratio(r.tokensPerS, node?.tokensPerS).padStart(14)}`);
+    lines.push(`${r.label.padEnd(42)} ${(r.loadMs / 1000).toFixed(1).padStart(7)} ${r.ttftMs.toFixed(0).padStart(9)} ${r.tokensPerS.toFixed(2).padStart(7)} ${r.peakRssMiB.toFixed(0).padStart(13)} ${ratio(r.vsWeb).padStart(13)} ${ratio(r.vsNode).padStart(14)}`);
   }
   const agree = results.filter((r) => !r.error && r.tokens.length);
   if (agree.length > 1) {
@@ -213,7 +251,7 @@ async function ortEngine(kind: 'ort-node' | 'ort-web', modelPath: string, thread
 
 /** `bench decode --child <spec>`: loads one implementation, generates, prints one JSON line. */
 export async function runDecodeChild(specJson: string): Promise<DecodeResult> {
-  const spec = JSON.parse(specJson) as { impl: DecodeImpl; promptIds: number[]; maxTokens: number };
+  const spec = JSON.parse(specJson) as { impl: DecodeImpl } & DecodeRunSpec;
   const started = performance.now();
   let engine: DecoderEngine;
   if (spec.impl.kind === 'llmcc') {
@@ -223,7 +261,7 @@ export async function runDecodeChild(specJson: string): Promise<DecodeResult> {
     engine = await ortEngine(spec.impl.kind, spec.impl.model, spec.impl.threads);
   }
   const loadMs = performance.now() - started;
-  const result = await generate(engine, { promptIds: spec.promptIds, maxTokens: spec.maxTokens });
+  const result = await generate(engine, { promptIds: spec.promptIds, maxTokens: spec.maxTokens, ...(spec.hints ? { hints: spec.hints } : {}) });
   return {
     label: spec.impl.label,
     tokens: result.tokens,
@@ -247,6 +285,7 @@ export interface BenchDecodeCliOptions {
   impls: string;
   json?: string;
   child?: string;
+  rebuild?: boolean;
 }
 
 /** The `llmcc bench decode` command (registered in src/cli/main.ts). */
@@ -264,6 +303,7 @@ export async function benchDecodeCommand(opts: BenchDecodeCliOptions): Promise<n
   const options: DecodeBenchOptions = {
     model: opts.model, nbitsModel: opts.nbitsModel, bits, llmccNbits: opts.llmccNbits === true,
     promptLength: opts.promptLength, maxTokens: opts.maxTokens, ortThreads: opts.ortThreads, bundleDir: opts.bundleDir, impls,
+    rebuild: opts.rebuild === true,
   };
   const results = await runDecodeBench(options, (line) => process.stderr.write(`${line}\n`));
   for (const line of formatDecodeResults(results, options)) console.log(line);

@@ -2,6 +2,8 @@ import os from 'node:os';
 import { measureReadBandwidth } from './bandwidth.js';
 import { median, timeRuns, type GemvShape, type Timed } from './common.js';
 import { prepareLlmccWasm } from './llmcc-wasm.js';
+import { prepareLlmccWasmDot } from './llmcc-wasm-dot.js';
+import { dotGroupBlocker } from '../../passes/dot/layout.js';
 import { prepareOrt, type OrtKind, type OrtRuntime } from './ort.js';
 
 /**
@@ -45,6 +47,8 @@ export interface GemvBenchOptions {
   /** Cold only for M = 1 (default suite: GEMM weights are reused per row, so cold adds little). */
   coldGemm: boolean;
   ort: boolean;
+  /** Also the int8-activation dot kernels (`--matmul dot`), single-threaded (slower than LUT on wasm: no int8 dot in SIMD128). */
+  dot: boolean;
   /** Milliseconds of timed runs per measurement (at least `minRuns` runs). */
   budgetMs: number;
   minRuns: number;
@@ -66,6 +70,7 @@ export const DEFAULT_SUITE: GemvBenchOptions = {
   cold: true,
   coldGemm: false,
   ort: true,
+  dot: false,
   budgetMs: 400,
   minRuns: 3,
   coldBytes: 128 * 1024 * 1024,
@@ -141,6 +146,13 @@ export async function runGemvBench(opts: GemvBenchOptions): Promise<BenchReport>
           for (const cold of regimesHere) {
             await measure(opts, results, { impl: 'llmcc-wasm', variant, op, m, k: size, n, bits: ternary ? 1.58 : bits },
               (layers) => prepareLlmccWasm(shape, layers, threads), cold, threads);
+          }
+        }
+        // The int8-activation dot kernels (`--matmul dot`), single-threaded, beside the LUT rows.
+        if (opts.dot && !dotGroupBlocker(bits, opts.groupSize)) {
+          for (const cold of regimesHere) {
+            await measure(opts, results, { impl: 'llmcc-wasm', variant: `dot ${ternary ? 'ternary' : `${bits}-bit`}`, op, m, k: size, n, bits: ternary ? 1.58 : bits },
+              (layers) => prepareLlmccWasmDot(shape, layers), cold);
           }
         }
       }

@@ -1,8 +1,10 @@
 /**
- * `llmcc bench neon-gemv`: dynamic aarch64 instruction counts of the generated LUT GEMV
- * (LutPrecompute + LutMatMul, the kernels `--target neon` prints for a lowered low-bit layer),
- * per weight, for bits 1–4 and ternary, with and without dotprod. There is no ARM hardware
- * here to time it, so the count stands in for speed.
+ * `llmcc bench neon-gemv`: dynamic aarch64 instruction counts of the generated GEMVs of a
+ * lowered low-bit layer, per weight, side by side: the LUT kernels (LutPrecompute + LutMatMul)
+ * and the int8-activation dot kernels (QuantizeActQ8 + QuantMatMulQ8, `vdotq_s32` with
+ * +dotprod), for bits 1–4, 8 (dot only) and ternary, with and without dotprod. There is no ARM
+ * hardware here to time them, so the count stands in for speed; it picks the neon target's
+ * `--matmul auto` widths (targets/neon/matmul-choice.ts).
  *
  * Counting (qemu-user has no instruction-count plugin in Debian): qemu logs every translated
  * block's guest instructions (`-d in_asm`) and every block executed (`-d exec,nochain`, so
@@ -19,6 +21,10 @@ import type { KernelBuildContext } from '../../targets/wasm/kernel-def.js';
 import { buildLutMatMul } from '../../targets/wasm/kernels/lut/LutMatMul.js';
 import { buildLutPrecompute } from '../../targets/wasm/kernels/lut/LutPrecompute.js';
 import { WASM_LUT_LAYOUT } from '../../targets/wasm/kernels/lut/common.js';
+import { buildQuantizeActQ8 } from '../../targets/wasm/kernels/QuantizeActQ8.js';
+import { buildQuantMatMulQ8 } from '../../targets/wasm/kernels/QuantMatMulQ8.js';
+import { buildQuantMatMul } from '../../targets/wasm/kernels/QuantMatMul.js';
+import { dotLayout } from '../../passes/dot/layout.js';
 import { runCKernels, type KernelCall } from '../../targets/neon/kernel-runner.js';
 import type { NeonMode } from '../../targets/neon/toolchain.js';
 
@@ -28,16 +34,22 @@ export interface NeonGemvOptions {
   bits: (number | 'ternary')[];
   groupSize: number;
   modes: ('qemu-max' | 'qemu-a53')[];
+  /** Kernel families to count (default both). */
+  kinds?: GemvKind[];
   log: (line: string) => void;
 }
 
+/** lut: LutPrecompute + LutMatMul; dot: QuantizeActQ8 + QuantMatMulQ8. */
+export type GemvKind = 'lut' | 'dot';
+
 export interface NeonGemvResult {
+  kind: GemvKind;
   bits: number | 'ternary';
   mode: 'qemu-max' | 'qemu-a53';
   dotprod: boolean;
   k: number;
   n: number;
-  /** Dynamic instructions of one GEMV (precompute + matmul). */
+  /** Dynamic instructions of one GEMV (precompute or quantizer + matmul). */
   instructions: number;
   instructionsPerWeight: number;
 }
@@ -81,6 +93,54 @@ function gemvCalls(K: number, N: number, bits: number, groupSize: number): Kerne
         Uint8Array.from({ length: bits * N * groups }, () => Math.floor(random() * 16)),
         f32(N * blocks, () => 0.01 + random() * 0.02), f32(N * blocks, () => random() * 0.01),
         new Uint8Array(N * 4), new Uint8Array(groups * 16), 1,
+      ],
+    },
+  ];
+}
+
+/** 8-bit layers without the dot path stay QuantMatMul (f32 dequantization): its one kernel. */
+function quantGemvCalls(K: number, N: number, groupSize: number): KernelCall[] {
+  const groups = Math.ceil(K / groupSize);
+  const mm: Node = {
+    name: 'gemv_quant', domain: 'llmcc', op: 'QuantMatMul', inputs: ['a', 'c', 's'], outputs: ['y'],
+    attributes: attrs({ bits: 8, group_size: groupSize, K, N }),
+  };
+  const kernel = buildQuantMatMul({ node: mm, inputs: [], outputs: [], constant: () => undefined, name: mm.name });
+  const f32 = (count: number, v: number): Uint8Array => new Uint8Array(new Float32Array(count).fill(v).buffer);
+  return [{ kernel, args: [f32(K, 0.5), Uint8Array.from({ length: N * K }, (_, i) => (i * 7) & 255), f32(N * groups, 0.01), new Uint8Array(N * 4), 1] }];
+}
+
+/** The two kernels of one dot-lowered GEMV layer (symmetric weights, group `groupSize`). */
+function dotGemvCalls(K: number, N: number, bits: number, ternary: boolean, groupSize: number): KernelCall[] {
+  const l = dotLayout({ bits, ternary, groupSize, K, N });
+  const ctx = (node: Node, inputs: TensorType[]): KernelBuildContext => ({ node, inputs, outputs: [], constant: () => undefined, name: node.name });
+  const quant: Node = { name: 'gemv_q8', domain: 'llmcc', op: 'QuantizeActQ8', inputs: ['a'], outputs: ['q', 'qs', 'qz'], attributes: attrs({ group_size: groupSize }) };
+  const mm: Node = {
+    name: 'gemv_dot', domain: 'llmcc', op: 'QuantMatMulQ8', inputs: ['q', 'qs', 'qz', 'p', 's', 'o'], outputs: ['y'],
+    attributes: attrs({ bits, ternary: ternary ? 1 : 0, group_size: groupSize, K, N }),
+  };
+  const padded = l.groups * groupSize;
+  const quantKernel = buildQuantizeActQ8(ctx(quant, [{ dtype: 'f32', shape: [1, K] }]));
+  const tiled = [l.tiles, l.groups, 4];
+  const mmKernel = buildQuantMatMulQ8(ctx(mm, [
+    { dtype: 'i8', shape: [1, padded] }, { dtype: 'f32', shape: [1, l.groups] }, { dtype: 'i32', shape: [1, l.groups] },
+    { dtype: 'u8', shape: [l.tiles, l.groups, l.groupBytes] }, { dtype: 'f32', shape: tiled }, { dtype: 'i32', shape: tiled },
+  ]));
+  let seed = 11;
+  const random = (): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed / 0x7fffffff;
+  };
+  const f32 = (count: number, f: () => number): Uint8Array => new Uint8Array(Float32Array.from({ length: count }, f).buffer);
+  const tileCount = l.tiles * l.groups * 4;
+  return [
+    { kernel: quantKernel, args: [f32(K, () => random() * 2 - 1), new Uint8Array(padded), new Uint8Array(l.groups * 4), new Uint8Array(l.groups * 4), 1] },
+    {
+      kernel: mmKernel,
+      args: [
+        Uint8Array.from({ length: padded }, () => Math.floor(random() * 255)), f32(l.groups, () => 0.01), new Uint8Array(l.groups * 4),
+        Uint8Array.from({ length: l.tiles * l.groups * l.groupBytes }, () => Math.floor(random() * 256)),
+        f32(tileCount, () => 0.01 + random() * 0.02), new Uint8Array(tileCount * 4), new Uint8Array(N * 4), 1,
       ],
     },
   ];
@@ -136,19 +196,31 @@ async function countRun(calls: KernelCall[], mode: NeonMode, repeat: number): Pr
 
 export async function runNeonGemvBench(options: NeonGemvOptions): Promise<NeonGemvResult[]> {
   const results: NeonGemvResult[] = [];
+  const kinds = options.kinds ?? ['lut', 'dot'];
   for (const bitsSpec of options.bits) {
     const bits = bitsSpec === 'ternary' ? 2 : bitsSpec;
-    const calls = gemvCalls(options.k, options.n, bits, options.groupSize);
+    const families: [GemvKind, KernelCall[]][] = [];
+    // 8-bit weights have no LUT kernel: lut-lower keeps them QuantMatMul, counted in the lut column.
+    if (kinds.includes('lut')) families.push(['lut', bits <= 4 ? gemvCalls(options.k, options.n, bits, options.groupSize) : quantGemvCalls(options.k, options.n, options.groupSize)]);
+    if (kinds.includes('dot')) families.push(['dot', dotGemvCalls(options.k, options.n, bits, bitsSpec === 'ternary', options.groupSize)]);
     for (const mode of options.modes) {
-      const once = await countRun(calls, mode, 1);
-      const thrice = await countRun(calls, mode, 3);
-      const instructions = (thrice - once) / 2;
-      const r: NeonGemvResult = {
-        bits: bitsSpec, mode, dotprod: mode === 'qemu-max', k: options.k, n: options.n,
-        instructions, instructionsPerWeight: instructions / (options.k * options.n),
-      };
-      results.push(r);
-      options.log(`${String(bitsSpec).padEnd(8)} ${mode.padEnd(9)} ${String(instructions).padStart(11)} instructions  ${r.instructionsPerWeight.toFixed(4)} per weight`);
+      const perWeight = new Map<GemvKind, number>();
+      for (const [kind, calls] of families) {
+        const once = await countRun(calls, mode, 1);
+        const thrice = await countRun(calls, mode, 3);
+        const instructions = (thrice - once) / 2;
+        const r: NeonGemvResult = {
+          kind, bits: bitsSpec, mode, dotprod: mode === 'qemu-max', k: options.k, n: options.n,
+          instructions, instructionsPerWeight: instructions / (options.k * options.n),
+        };
+        results.push(r);
+        perWeight.set(kind, r.instructionsPerWeight);
+      }
+      const cell = (kind: GemvKind): string => (perWeight.has(kind) ? perWeight.get(kind)!.toFixed(4) : '-').padStart(10);
+      const lut = perWeight.get('lut');
+      const dot = perWeight.get('dot');
+      const ratio = lut !== undefined && dot !== undefined ? (dot / lut).toFixed(2) : '-';
+      options.log(`${String(bitsSpec).padEnd(8)} ${mode.padEnd(9)} ${cell('lut')} ${cell('dot')} ${ratio.padStart(8)}`);
     }
   }
   return results;
@@ -165,11 +237,12 @@ export interface NeonGemvCliOptions {
 /** `llmcc bench neon-gemv`: the table, and the results as JSON with --json. */
 export async function neonGemvCommand(opts: NeonGemvCliOptions): Promise<number> {
   const k = opts.k ?? 4096;
-  const bits = (opts.bits ?? '1,2,3,4,ternary').split(',').map((b) => (b.trim() === 'ternary' ? 'ternary' as const : Number(b)));
-  if (bits.some((b) => b !== 'ternary' && ![1, 2, 3, 4].includes(b))) throw new Error(`--bits takes 1, 2, 3, 4 or ternary, got '${opts.bits}'`);
+  const bits = (opts.bits ?? '1,2,3,4,8,ternary').split(',').map((b) => (b.trim() === 'ternary' ? 'ternary' as const : Number(b)));
+  if (bits.some((b) => b !== 'ternary' && ![1, 2, 3, 4, 8].includes(b))) throw new Error(`--bits takes 1, 2, 3, 4, 8 or ternary, got '${opts.bits}'`);
   const log = (line: string): void => console.log(line);
-  log(`LUT GEMV K=${k} N=${opts.n ?? k}: dynamic aarch64 instructions under qemu (-cpu max: +dotprod build; cortex-a53: armv8-a build)`);
-  log('bits     mode       instructions / GEMV  per weight');
+  log(`GEMV K=${k} N=${opts.n ?? k} group ${opts.groupSize ?? 128}: dynamic aarch64 instructions per weight under qemu (-cpu max: +dotprod build; cortex-a53: armv8-a build)`);
+  log('lut: LutPrecompute + LutMatMul (T-MAC tables; 8-bit: QuantMatMul, f32 dequantization); dot: QuantizeActQ8 + QuantMatMulQ8 (int8 activations, vdotq_s32 with +dotprod)');
+  log('bits     mode             lut        dot  dot/lut');
   const results = await runNeonGemvBench({ k, n: opts.n ?? k, bits, groupSize: opts.groupSize ?? 128, modes: ['qemu-max', 'qemu-a53'], log });
   if (opts.json) fs.writeFileSync(opts.json, `${JSON.stringify({ bench: 'neon-gemv', counting: 'qemu -d in_asm,exec,nochain; (3 runs - 1 run) / 2', results }, null, 2)}\n`);
   return 0;

@@ -7,7 +7,8 @@ import { LlmccError } from '../../ir/errors.js';
 import type { CompiledWasm, WasmProgram } from '../../targets/wasm/program.js';
 
 export const BUNDLE_MAGIC = 'LLMCCBND';
-export const BUNDLE_FORMAT_VERSION = 1;
+/** 2: the LUT GEMV kernels take a [tile_begin, tile_end) row range (threads); version-1 kernels are not launched that way. */
+export const BUNDLE_FORMAT_VERSION = 2;
 /** magic (8) + format version u32 + manifest length u32 + manifest sha256 (32). */
 export const HEADER_BYTES = 48;
 /** Parts start on this alignment (a cache line; 16-byte v128 alignment follows). */
@@ -105,27 +106,35 @@ function hexToBytes(hex: string): Uint8Array {
   return out;
 }
 
+/** A bundle's checked header and manifest, and where its parts start. */
+export interface BundleHead {
+  manifest: BundleManifest;
+  partsStart: number;
+}
+
 /**
- * Reads a bundle's header and manifest, refusing with one clear line: not a bundle, another
- * format version, truncated, a manifest checksum mismatch, or (with `target`) another target.
+ * Reads a bundle's header and manifest from its first bytes (`head`: at least the header and
+ * manifest, or the whole file) given the file's total size, refusing with one clear line: not a
+ * bundle, another format version, truncated, a manifest checksum mismatch, or (with `target`)
+ * another target. Parts are not read: a file can be read part by part after this.
  */
-export async function decodeBundle(bytes: Uint8Array, options: { target?: string; where?: string } = {}): Promise<DecodedBundle> {
+export async function decodeBundleHead(head: Uint8Array, totalBytes: number, options: { target?: string; where?: string } = {}): Promise<BundleHead> {
   const where = options.where;
-  if (bytes.byteLength < 8 || new TextDecoder().decode(bytes.subarray(0, 8)) !== BUNDLE_MAGIC) {
-    throw new LlmccError(bytes.byteLength < 8 ? 'not an llmcc bundle (file is truncated or empty)' : 'not an llmcc bundle (bad magic)', where);
+  if (totalBytes < 8 || head.byteLength < 8 || new TextDecoder().decode(head.subarray(0, 8)) !== BUNDLE_MAGIC) {
+    throw new LlmccError(totalBytes < 8 ? 'not an llmcc bundle (file is truncated or empty)' : 'not an llmcc bundle (bad magic)', where);
   }
-  if (bytes.byteLength < HEADER_BYTES) throw new LlmccError(`bundle is truncated (${bytes.byteLength} bytes, header needs ${HEADER_BYTES})`, where);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (totalBytes < HEADER_BYTES || head.byteLength < HEADER_BYTES) throw new LlmccError(`bundle is truncated (${totalBytes} bytes, header needs ${HEADER_BYTES})`, where);
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
   const version = view.getUint32(8, true);
   if (version !== BUNDLE_FORMAT_VERSION) {
     throw new LlmccError(`bundle format version ${version} is not supported (this llmcc reads version ${BUNDLE_FORMAT_VERSION}); recompile the model`, where);
   }
   const manifestLength = view.getUint32(12, true);
-  if (HEADER_BYTES + manifestLength > bytes.byteLength) {
-    throw new LlmccError(`bundle is truncated (${bytes.byteLength} bytes, the manifest ends at ${HEADER_BYTES + manifestLength})`, where);
+  if (HEADER_BYTES + manifestLength > totalBytes || HEADER_BYTES + manifestLength > head.byteLength) {
+    throw new LlmccError(`bundle is truncated (${totalBytes} bytes, the manifest ends at ${HEADER_BYTES + manifestLength})`, where);
   }
-  const json = bytes.subarray(HEADER_BYTES, HEADER_BYTES + manifestLength);
-  const expected = Array.from(bytes.subarray(16, 48), (b) => b.toString(16).padStart(2, '0')).join('');
+  const json = head.subarray(HEADER_BYTES, HEADER_BYTES + manifestLength);
+  const expected = Array.from(head.subarray(16, 48), (b) => b.toString(16).padStart(2, '0')).join('');
   if ((await sha256Hex(json)) !== expected) throw new LlmccError('bundle manifest checksum mismatch (the file is corrupted or was modified)', where);
   let manifest: BundleManifest;
   try {
@@ -142,10 +151,17 @@ export async function decodeBundle(bytes: Uint8Array, options: { target?: string
   const partsStart = align(HEADER_BYTES + manifestLength);
   for (const part of manifest.parts) {
     const end = partsStart + part.offset + part.byteLength;
-    if (end > bytes.byteLength) {
-      throw new LlmccError(`bundle is truncated (${bytes.byteLength} bytes, part '${part.name}' ends at ${end})`, where);
+    if (end > totalBytes) {
+      throw new LlmccError(`bundle is truncated (${totalBytes} bytes, part '${part.name}' ends at ${end})`, where);
     }
   }
+  return { manifest, partsStart };
+}
+
+/** Reads a bundle held in memory: header and manifest checked now (decodeBundleHead), parts by `part`. */
+export async function decodeBundle(bytes: Uint8Array, options: { target?: string; where?: string } = {}): Promise<DecodedBundle> {
+  const where = options.where;
+  const { manifest, partsStart } = await decodeBundleHead(bytes, bytes.byteLength, options);
   const verified = new Map<string, Uint8Array>();
   return {
     manifest,

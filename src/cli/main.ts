@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { benchGemvCommand, type BenchGemvOptions } from './commands/bench.js';
+import { benchDecodersCommand, benchGemvCommand, type BenchDecodersCliOptions, type BenchGemvOptions } from './commands/bench.js';
 import { compileCommand, type CompileOptions } from './commands/compile.js';
 import { conformanceCommand } from './commands/conformance.js';
 import { neonGemvCommand, type NeonGemvCliOptions } from '../bench/neon-gemv.js';
@@ -50,7 +50,8 @@ function buildProgram(exit: (code: number) => void): Command {
     .option('--cpu <name>', 'neon: qemu CPU, max (+dotprod build, default) or cortex-a53 (no dotprod)')
     .option('--sanitize', 'neon: host build with AddressSanitizer and UBSan')
     .option('--lower', 'run after low-bit lowering (pre-quantized import, --bits quantization, LUT lowering, fusion)')
-    .option('--stats', 'print what each pass did'))
+    .option('--stats', 'print what each pass did')
+    .option('--threads <n>', 'wasm: threads for the LUT matmuls (Node worker threads; same result as 1)', parseNumber))
     .action(async (model: string, opts: RunOptions) => exit(await runCommand(model, opts)));
 
   program.command('conformance')
@@ -108,7 +109,7 @@ function buildProgram(exit: (code: number) => void): Command {
 
   program.command('generate')
     .description('generate tokens with a decoder (KV cache): prefill, then one token per step; prints ids, tokens/s, time to first token')
-    .argument('<model>', 'model.onnx, or a compiled bundle (model.llmcc)')
+    .argument('<model>', 'model.onnx, a compiled bundle (model.llmcc), or a model folder / genai_config.json (a pipeline of graphs too)')
     .requiredOption('--prompt-ids <ids>', 'prompt token ids, comma-separated')
     .option('--target <name>', 'target to run on', 'ref')
     .option('--max-tokens <n>', 'most new tokens', parseNumber, 32)
@@ -118,6 +119,9 @@ function buildProgram(exit: (code: number) => void): Command {
     .option('--seed <s>', 'sampling seed', parseNumber)
     .option('--stop <ids>', 'stop after any of these token ids (comma-separated)')
     .option('--json', 'last line: {"tokens": [...], "tokens_per_s": ..., "ttft_ms": ...}')
+    .option('--host', 'neon: build for the host through SIMDe instead of aarch64 under qemu')
+    .option('--cpu <name>', 'neon: qemu CPU, max (+dotprod build, default) or cortex-a53 (no dotprod)')
+    .option('--threads <n>', 'wasm: threads for the LUT matmuls (Node worker threads; same tokens as 1)', parseNumber)
     .action(async (model: string, opts: GenerateCliOptions) => exit(await generateCommand(model, opts)));
 
   const bench = program.command('bench')
@@ -138,6 +142,7 @@ function buildProgram(exit: (code: number) => void): Command {
     .option('--no-cold', 'skip the cold regime')
     .option('--no-hot', 'skip the hot regime')
     .option('--no-ort', 'skip the ONNX Runtime rows')
+    .option('--dot', 'also the int8-activation dot-product kernels (--matmul dot) beside the LUT rows')
     .option('--sparsity <n:m>', 'instead: N:M sparse vs dense kernels (LUT and dequant) at the same bits, hot, one run')
     // `bench` defines --json/--no-cold/--no-ort too and takes them when given after `gemv`.
     .action(async (opts: BenchGemvOptions, cmd: Command) => {
@@ -157,16 +162,33 @@ function buildProgram(exit: (code: number) => void): Command {
     .option('--prompt-length <n>', 'prompt tokens', parseNumber, 8)
     .option('--max-tokens <n>', 'new tokens', parseNumber, 16)
     .option('--ort-threads <n>', 'ORT intra-op threads (llmcc-wasm runs on one)', parseNumber, 1)
-    .option('--bundle-dir <dir>', 'where compiled bundles are kept (default: next to the model)')
+    .option('--bundle-dir <dir>', 'where compiled bundles are kept (default: next to the model; reused while newer than the model)')
+    .option('--rebuild', 'compile the llmcc bundles even when up to date')
     .option('--impls <list>', 'rows: llmcc, ort-web, ort-node', 'llmcc,ort-web,ort-node')
     .option('--json <file>', 'write the results as JSON')
     .option('--child <spec>', 'internal: run one implementation and print its JSON result')
-    .action(async (opts: BenchDecodeCliOptions) => exit(await benchDecodeCommand(opts)));
+    // `bench` defines --json too and takes it when given after `decode`.
+    .action(async (opts: BenchDecodeCliOptions, cmd: Command) => {
+      const json = opts.json ?? (cmd.parent?.opts() as { json?: string } | undefined)?.json;
+      exit(await benchDecodeCommand(json === undefined ? opts : { ...opts, json }));
+    });
+  bench.command('decoders')
+    .description('decode tokens/s and TTFT of every decoder graph in a folder (default ../shared/models) on llmcc-wasm vs onnxruntime-web and -node, same graph, each in a child process')
+    .option('--models <dir>', 'folder of model folders (model.onnx + genai_config.json)')
+    .option('--prompt-length <n>', 'prompt tokens', parseNumber)
+    .option('--max-tokens <n>', 'new tokens (static caches stop at their capacity)', parseNumber)
+    .option('--rebuild', 'compile the llmcc bundles even when up to date')
+    .option('--bundle-dir <dir>', 'where compiled bundles are kept (default: <tmp>/llmcc-bench-decoders)')
+    .option('--json <file>', 'write the results as JSON')
+    .action(async (opts: BenchDecodersCliOptions, cmd: Command) => {
+      const json = opts.json ?? (cmd.parent?.opts() as { json?: string } | undefined)?.json;
+      exit(await benchDecodersCommand(json === undefined ? opts : { ...opts, json }));
+    });
   bench.command('neon-gemv')
-    .description('dynamic aarch64 instructions per weight of the neon LUT GEMV under qemu, bits 1-4 and ternary, with and without dotprod')
+    .description('dynamic aarch64 instructions per weight of the neon GEMV under qemu: LUT and int8 dot-product (vdotq) kernels side by side, with and without dotprod')
     .option('--k <k>', 'input features (default 4096)', parseNumber)
     .option('--n <n>', 'output features (default K)', parseNumber)
-    .option('--bits <b>', 'comma-separated: 1, 2, 3, 4, ternary', '1,2,3,4,ternary')
+    .option('--bits <b>', 'comma-separated: 1, 2, 3, 4, 8, ternary', '1,2,3,4,8,ternary')
     .option('--group-size <g>', 'quantization group size (default 128)', parseNumber)
     .option('--json <file>', 'write the results as JSON')
     // `bench` has its own --json, which takes the flag when given after the subcommand too.

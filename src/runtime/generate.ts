@@ -30,6 +30,17 @@ export interface DecoderEngine {
   run(feeds: Map<string, Tensor>): Promise<Map<string, Tensor>>;
   /** Keeps outputs on the target as next step's inputs (RuntimeSession.carry); absent: the cache goes through JS. */
   carry?(pairs: CarriedPair[]): { run(feeds: Map<string, Tensor>): Promise<Map<string, Tensor>> };
+  /** Told the step plan before the first step: engines specialised on concrete shapes (neon) build their step programs here. */
+  prepare?(plan: DecodePlan): Promise<void>;
+  /** Called once when generation ends, however it ends (done, an error, or the consumer stopped iterating). */
+  close?(): Promise<void>;
+}
+
+/** What `generate` will run: prefill of `promptLength` tokens, then up to `maxTokens - 1` one-token steps. */
+export interface DecodePlan {
+  bindings: DecoderBindings;
+  promptLength: number;
+  maxTokens: number;
 }
 
 /** One cache tensor: the output that becomes this input on the next step. */
@@ -313,29 +324,34 @@ export async function* generateTokens(engine: DecoderEngine, options: GenerateOp
   if (!Number.isInteger(options.maxTokens) || options.maxTokens < 0) throw new LlmccError(`max tokens must be a non-negative integer, got ${options.maxTokens}`);
   if (prompt.length > bindings.capacity) throw new LlmccError(`the prompt (${prompt.length} tokens) is longer than the static cache (${bindings.capacity})`);
   const random = seededRandom(options.seed ?? 0);
-  const resident = carriedRunner(engine, bindings, Math.min(prompt.length + options.maxTokens, bindings.capacity));
-  options.onResident?.(resident !== undefined);
-  let cache: Map<string, Tensor> | undefined;
-  let tokens = prompt;
-  let past = 0;
-  for (let step = 0; step < options.maxTokens; step++) {
-    if (past + tokens.length > bindings.capacity) return 'cache_full';
-    const outputs = resident
-      ? await resident.run(stepFeeds(bindings, tokens, past, 'carried'))
-      : await engine.run(stepFeeds(bindings, tokens, past, cache));
-    const logits = outputs.get(bindings.logits);
-    if (!logits || logits.rank !== 3 || logits.shape[0] !== 1) throw new LlmccError('the model returned no [1, sequence, vocab] logits');
-    const [, seq, vocab] = logits.shape;
-    const row = logits.numbers().subarray((seq - 1) * vocab, seq * vocab);
-    const next = sampleToken(row, options, random);
-    options.onToken?.(next, step);
-    yield next;
-    if (options.stopIds?.includes(next)) return 'stop_token';
-    past += tokens.length;
-    tokens = [next];
-    cache = outputs;
+  try {
+    await engine.prepare?.({ bindings, promptLength: prompt.length, maxTokens: options.maxTokens });
+    const resident = carriedRunner(engine, bindings, Math.min(prompt.length + options.maxTokens, bindings.capacity));
+    options.onResident?.(resident !== undefined);
+    let cache: Map<string, Tensor> | undefined;
+    let tokens = prompt;
+    let past = 0;
+    for (let step = 0; step < options.maxTokens; step++) {
+      if (past + tokens.length > bindings.capacity) return 'cache_full';
+      const outputs = resident
+        ? await resident.run(stepFeeds(bindings, tokens, past, 'carried'))
+        : await engine.run(stepFeeds(bindings, tokens, past, cache));
+      const logits = outputs.get(bindings.logits);
+      if (!logits || logits.rank !== 3 || logits.shape[0] !== 1) throw new LlmccError('the model returned no [1, sequence, vocab] logits');
+      const [, seq, vocab] = logits.shape;
+      const row = logits.numbers().subarray((seq - 1) * vocab, seq * vocab);
+      const next = sampleToken(row, options, random);
+      options.onToken?.(next, step);
+      yield next;
+      if (options.stopIds?.includes(next)) return 'stop_token';
+      past += tokens.length;
+      tokens = [next];
+      cache = outputs;
+    }
+    return 'max_tokens';
+  } finally {
+    await engine.close?.();
   }
-  return 'max_tokens';
 }
 
 /** The engine's carried-cache runner, or undefined when it cannot keep this cache (JS round trip then). */
@@ -351,13 +367,14 @@ function carriedRunner(engine: DecoderEngine, bindings: DecoderBindings, tokens:
 
 /** Generates up to `maxTokens` new tokens for one prompt; returns them with timings. */
 export async function generate(engine: DecoderEngine, options: GenerateOptions): Promise<GenerateResult> {
-  const start = now();
+  let start = now();
   let first = NaN;
   const tokens: number[] = [];
   let cacheResident = false;
   const iterator = generateTokens(engine, {
     ...options,
-    onResident: (resident) => { cacheResident = resident; options.onResident?.(resident); },
+    // Told after the engine's prepare (a neon build): timings start there.
+    onResident: (resident) => { start = now(); cacheResident = resident; options.onResident?.(resident); },
   });
   let stopReason: GenerateResult['stopReason'] = 'max_tokens';
   for (;;) {

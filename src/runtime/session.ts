@@ -18,6 +18,9 @@ import type { LaunchShapes, WasmKernelDef } from '../../targets/wasm/kernel-def.
 import { wasmKernelTable } from '../../targets/wasm/links.js';
 import { type WasmProgram, type WeightEntry, deserializeNode } from '../../targets/wasm/program.js';
 import { decodeWeight } from '../../targets/wasm/weights.js';
+import { type WeightStream, placeWeight } from './weight-placement.js';
+import type { RowSplitKernel } from '../../targets/wasm/kernels/lut/common.js';
+import type { WasmThreadPool } from './threads.js';
 
 export type Feeds = Record<string, Tensor> | ReadonlyMap<string, Tensor>;
 
@@ -37,6 +40,18 @@ export interface RuntimeSession {
   carry(pairs: CarriedPair[]): CarriedState;
   /** Bytes copied between JS and the wasm memory by all runs so far: feeds and host results in, outputs out. */
   readonly boundaryBytes: { readonly written: number; readonly read: number };
+  /** Threads that run kernels: 1 unless loaded with `threads` (and not closed since). */
+  readonly threads: number;
+  /** Stops the worker threads (idle ones never keep the process alive); later runs use one thread. */
+  close(): Promise<void>;
+}
+
+export interface SessionOptions {
+  /**
+   * Threads for the kernels that split their output rows (LutMatMul): worker threads on a
+   * shared memory, Node only; the result is bit-identical to one thread. Default 1.
+   */
+  threads?: number;
 }
 
 /** A graph output that becomes a graph input of the next run without leaving the wasm memory. */
@@ -69,7 +84,8 @@ interface CarriedBuffer {
 export interface ProgramParts {
   program: WasmProgram;
   kernels: WebAssembly.Module;
-  weights: Uint8Array;
+  /** weights.bin, or (Node, from a file) a stream that places the arena weights itself. */
+  weights: Uint8Array | WeightStream;
 }
 
 /** A buffer in the arena, shared by a value and the views aliasing it. */
@@ -109,14 +125,23 @@ interface PreparedStep {
   op: OpDef;
   kernel?: WasmKernelDef;
   fn?: (...args: number[]) => unknown;
+  /** The kernel's export name (what worker threads call). */
+  exportName?: string;
 }
 
 const PLAN_CACHE_LIMIT = 32;
 const MAX_PAGES = WASM32_MAX_BYTES / WASM_PAGE;
 
-export async function createSession(parts: ProgramParts): Promise<RuntimeSession> {
-  const session = new WasmSession(parts.program, parts.weights);
-  await session.instantiate(parts.kernels);
+export async function createSession(parts: ProgramParts, options: SessionOptions = {}): Promise<RuntimeSession> {
+  const threads = options.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) throw new LlmccError(`threads must be a positive integer, got ${threads}`);
+  const session = new WasmSession(parts.program, parts.weights, threads);
+  try {
+    await session.instantiate(parts.kernels);
+  } catch (error) {
+    await session.close(); // streamed weights are verified after the threads start: stop them on a refusal
+    throw error;
+  }
   return session;
 }
 
@@ -137,8 +162,13 @@ class WasmSession implements RuntimeSession {
   private carriedBytes = 0;
   private carried?: { buffers: CarriedBuffer[]; parity: 0 | 1 };
   readonly boundaryBytes = { written: 0, read: 0 };
+  /** Worker threads (threads > 1) that share the splittable kernels' launches. */
+  private pool?: WasmThreadPool;
 
-  constructor(private readonly program: WasmProgram, private readonly weightBytes: Uint8Array) {
+  /** Streamed weights: the bytes of those not placed as-is (the rest are read back from the arena). */
+  private keptWeights?: Map<string, Uint8Array>;
+
+  constructor(private readonly program: WasmProgram, private readonly weightBytes: Uint8Array | WeightStream, private readonly requestedThreads = 1) {
     this.inputNames = program.inputs.map((i) => i.name);
     this.outputNames = program.outputs.map((o) => o.name);
     this.signature = { inputs: program.inputs, outputs: program.outputs };
@@ -155,7 +185,8 @@ class WasmSession implements RuntimeSession {
     for (const imp of WebAssembly.Module.imports(module)) {
       imports[imp.module] ??= {};
       if (imp.kind === 'memory') {
-        imported ??= new WebAssembly.Memory({ initial: this.pagesFor(64 + this.program.memory.weightBytes), maximum: MAX_PAGES });
+        // Threads share the memory (the module's import must then be shared: index.ts rewrites it).
+        imported ??= new WebAssembly.Memory({ initial: this.pagesFor(64 + this.program.memory.weightBytes), maximum: MAX_PAGES, shared: this.requestedThreads > 1 });
         imports[imp.module][imp.name] = imported;
       } else if (imp.kind === 'function' && typeof (Math as unknown as Record<string, unknown>)[imp.name] === 'function') {
         imports[imp.module][imp.name] = (Math as unknown as Record<string, WebAssembly.ImportValue>)[imp.name];
@@ -180,18 +211,43 @@ class WasmSession implements RuntimeSession {
       if (!kernel) throw new LlmccError('this runtime has no wasm kernel definition for the op', describeNode(node));
       const fn = instance.exports[step.kernel];
       if (typeof fn !== 'function') throw new LlmccError(`the kernel module does not export '${step.kernel}'`, describeNode(node));
-      return { kind: 'kernel', node, op, kernel, fn: fn as (...args: number[]) => unknown };
+      return { kind: 'kernel', node, op, kernel, fn: fn as (...args: number[]) => unknown, exportName: step.kernel };
     });
+    if (this.requestedThreads > 1) await this.startThreads(module, instance, imported);
 
-    // Weights read by kernels go into the arena once.
-    for (const w of this.program.weights) {
-      if (w.arenaOffset === undefined) continue;
-      writeToArena(this.memory.buffer, this.weightBase + w.arenaOffset, this.weightTensor(w), `weight '${w.name}'`, true);
+    // Weights read by kernels go into the arena once, straight from their bytes where the
+    // encoding allows; no JS tensor is kept (host steps decode the few they read on demand).
+    if (this.weightBytes instanceof Uint8Array) {
+      for (const w of this.program.weights) {
+        if (w.arenaOffset === undefined) continue;
+        placeWeight(this.memory.buffer, this.weightBase + w.arenaOffset, w, this.weightBytes.subarray(w.offset, w.offset + w.byteLength));
+      }
+    } else {
+      this.keptWeights = await this.weightBytes.place(this.memory, this.weightBase);
     }
   }
 
   get memoryBytes(): number {
     return this.memory.buffer.byteLength;
+  }
+
+  private async startThreads(module: WebAssembly.Module, instance: WebAssembly.Instance, memory: WebAssembly.Memory | undefined): Promise<void> {
+    if (!memory) throw new LlmccError('threads need a kernel module that imports its memory');
+    const names = this.steps.filter((s) => s.exportName && splitterOf(s.kernel)).map((s) => s.exportName!);
+    // Node only (worker_threads): imported on demand so that the browser build never sees it.
+    const { WasmThreadPool } = await import('./threads.js');
+    this.pool = await WasmThreadPool.create(module, memory, instance.exports as Record<string, (...a: number[]) => void>, [...new Set(names)], this.requestedThreads);
+  }
+
+  get threads(): number {
+    return this.pool?.threads ?? 1;
+  }
+
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    this.plans.clear(); // plans hold calls into the pool
+    await pool?.close();
   }
 
   private pagesFor(bytes: number): number {
@@ -213,10 +269,17 @@ class WasmSession implements RuntimeSession {
     }
   }
 
+  /** A weight's bytes as weights.bin holds them (decodeWeight copies them). */
+  private bytesOfWeight(w: WeightEntry): Uint8Array {
+    if (this.weightBytes instanceof Uint8Array) return this.weightBytes.subarray(w.offset, w.offset + w.byteLength);
+    // Streamed: weights placed as-is are their arena bytes (kernels never write the weight region).
+    return this.keptWeights?.get(w.name) ?? new Uint8Array(this.memory.buffer, this.weightBase + w.arenaOffset!, w.byteLength);
+  }
+
   private weightTensor(w: WeightEntry): Tensor {
     const cached = this.hostWeights.get(w.name);
     if (cached) return cached;
-    const tensor = decodeWeight(w.dtype, w.shape, w.encoding, this.weightBytes.subarray(w.offset, w.offset + w.byteLength));
+    const tensor = decodeWeight(w.dtype, w.shape, w.encoding, this.bytesOfWeight(w));
     // Keep JS copies only of what host steps read (arena weights are decoded once for placement).
     if (w.arenaOffset === undefined || this.program.values[w.name]?.host) this.hostWeights.set(w.name, tensor);
     return tensor;
@@ -464,12 +527,15 @@ class WasmSession implements RuntimeSession {
       const scratch = step.kernel!.scratchBytes ? newStorage(step.kernel!.scratchBytes(node, launch), index) : undefined;
       const scalars = step.kernel!.args(node, launch);
       const inStorages = present.filter((n): n is string => !!n).map(storageOf);
-      actions.push(() => ({
-        kind: 'call',
-        node,
-        fn: step.fn!,
-        args: [...inStorages.map((s) => s.offset), ...outStorages.map((s) => s.offset), ...(scratch ? [scratch.offset] : []), ...scalars],
-      }));
+      const pool = this.pool;
+      const split = pool ? splitterOf(step.kernel)?.rowSplit(node, launch) : undefined;
+      actions.push(() => {
+        const args = [...inStorages.map((s) => s.offset), ...outStorages.map((s) => s.offset), ...(scratch ? [scratch.offset] : []), ...scalars];
+        if (!pool || !split) return { kind: 'call', node, fn: step.fn!, args };
+        // Each thread computes its share of the rows; the shares are fixed per plan.
+        const shares = pool.shareArgs(args, split.units, split.step);
+        return { kind: 'call', node, fn: () => pool.run(step.exportName!, shares), args };
+      });
     });
 
     const outputs: Plan['outputs'] = this.program.outputs.map(({ name }) => {
@@ -520,6 +586,12 @@ class WasmSession implements RuntimeSession {
     });
   }
 
+}
+
+/** The kernel's row-split hook, when it has one (threads share such launches). */
+function splitterOf(kernel: WasmKernelDef | undefined): RowSplitKernel | undefined {
+  const candidate = kernel as (WasmKernelDef & Partial<RowSplitKernel>) | undefined;
+  return candidate?.rowSplit ? (candidate as WasmKernelDef & RowSplitKernel) : undefined;
 }
 
 /** A Gather whose indices are a graph input, over a weight axis of static length (token ids → embedding rows). */

@@ -79,6 +79,13 @@ llmcc_model *llmcc_model_load(const llmcc_program *program, const char *weights_
  */
 int llmcc_model_run(llmcc_model *model, const void *const *inputs, void *const *outputs);
 
+/**
+ * Runs another program of this build on the model's arena, for programs laid out to share one
+ * arena (same weight image, arena no larger than the loaded program's; llmcc generate's step
+ * programs). Same contract as llmcc_model_run; 2 when the program does not fit the arena.
+ */
+int llmcc_model_run_as(llmcc_model *model, const llmcc_program *program, const void *const *inputs, void *const *outputs);
+
 void llmcc_model_free(llmcc_model *model);
 
 #endif
@@ -150,8 +157,15 @@ llmcc_model *llmcc_model_load(const llmcc_program *program, const char *weights_
 }
 
 int llmcc_model_run(llmcc_model *model, const void *const *inputs, void *const *outputs) {
-  const llmcc_program *p = model->program;
+  return llmcc_model_run_as(model, model->program, inputs, outputs);
+}
+
+int llmcc_model_run_as(llmcc_model *model, const llmcc_program *p, const void *const *inputs, void *const *outputs) {
   size_t i;
+  if (p != model->program && (p->weight_bytes != model->program->weight_bytes || p->arena_bytes > model->program->arena_bytes)) {
+    fprintf(stderr, "llmcc: program '%s' does not share the arena of program '%s'\n", p->name, model->program->name);
+    return 2;
+  }
   for (i = 0; i < p->pinned_count; i++) {
     const llmcc_io *io = &p->inputs[p->pinned[i].input];
     if (memcmp(inputs[p->pinned[i].input], p->pinned[i].bytes, io->bytes) != 0) {

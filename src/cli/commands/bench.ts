@@ -1,7 +1,9 @@
+import * as fs from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { LlmccError } from '../../../ir/errors.js';
 import { parsePattern } from '../../../passes/sparsity/pattern.js';
 import { runSparseBench } from '../../bench/sparse.js';
+import { type DecoderBenchRow, type DecodersBenchOptions, defaultDecodersOptions, defaultModelsDir, formatDecodersBench, runDecodersBench } from '../../bench/decoders.js';
 import { DEFAULT_SUITE, runGemvBench, summarize, type GemvBenchOptions } from '../../bench/gemv.js';
 
 export interface BenchGemvOptions {
@@ -15,6 +17,8 @@ export interface BenchGemvOptions {
   ort?: boolean;
   groupSize?: number;
   budget?: number;
+  /** Also the int8-activation dot kernels. */
+  dot?: boolean;
   /** `bench gemv --sparsity N:M`: the sparse-vs-dense comparison (src/bench/sparse.ts). */
   sparsity?: string;
 }
@@ -53,11 +57,14 @@ export async function benchGemvCommand(opts: BenchGemvOptions, single: boolean):
   if (opts.cold === false) suite.cold = false;
   if (opts.hot === false) suite.hot = false;
   if (opts.ort === false) suite.ort = false;
+  if (opts.dot) suite.dot = true;
   if (opts.budget !== undefined) suite.budgetMs = opts.budget;
   const report = await runGemvBench(suite);
   for (const line of summarize(report)) process.stdout.write(`${line}\n`);
+  // The bare suite also runs the shared decoders end to end against ORT (when the folder is there).
+  const decoders = !single && fs.existsSync(defaultModelsDir()) ? await decodersTables(defaultDecodersOptions()) : undefined;
   if (opts.json) {
-    const json = { machine: report.machine, results: report.results.map(({ variant: _variant, ...r }) => r) };
+    const json = { machine: report.machine, results: report.results.map(({ variant: _variant, ...r }) => r), ...(decoders ? { decoders } : {}) };
     await writeFile(opts.json, `${JSON.stringify(json, null, 2)}\n`);
     process.stdout.write(`wrote ${opts.json}\n`);
   }
@@ -85,4 +92,38 @@ async function benchSparseCommand(opts: BenchGemvOptions): Promise<number> {
     process.stdout.write(`wrote ${opts.json}\n`);
   }
   return 0;
+}
+
+async function decodersTables(options: DecodersBenchOptions): Promise<DecoderBenchRow[]> {
+  const rows = await runDecodersBench(options, (line) => process.stderr.write(`${line}\n`));
+  for (const line of formatDecodersBench(rows, options)) process.stdout.write(`${line}\n`);
+  return rows;
+}
+
+export interface BenchDecodersCliOptions {
+  models?: string;
+  promptLength?: number;
+  maxTokens?: number;
+  rebuild?: boolean;
+  bundleDir?: string;
+  json?: string;
+}
+
+/** `llmcc bench decoders [--models DIR]`: every decoder graph on llmcc-wasm vs onnxruntime-web/-node. */
+export async function benchDecodersCommand(opts: BenchDecodersCliOptions): Promise<number> {
+  const defaults = defaultDecodersOptions();
+  const options: DecodersBenchOptions = {
+    ...defaults,
+    modelsDir: opts.models ?? defaults.modelsDir,
+    promptLength: opts.promptLength ?? defaults.promptLength,
+    maxTokens: opts.maxTokens ?? defaults.maxTokens,
+    rebuild: opts.rebuild === true,
+    bundleDir: opts.bundleDir ?? defaults.bundleDir,
+  };
+  const rows = await decodersTables(options);
+  if (opts.json) {
+    await writeFile(opts.json, `${JSON.stringify({ options, decoders: rows }, null, 2)}\n`);
+    process.stdout.write(`wrote ${opts.json}\n`);
+  }
+  return rows.some((row) => row.results.some((r) => r.error)) ? 1 : 0;
 }

@@ -8,8 +8,12 @@ import { compileWasm } from '../../../targets/wasm/compile.js';
 import {
   type DecoderEngine, type DecoderHints, generate, hintsFromGenaiConfig, signatureOfGraph,
 } from '../../runtime/generate.js';
+import { isPipelineConfig, openPipeline } from '../../runtime/pipeline.js';
 import { EXIT_OK } from '../errors.js';
 import { isBundleFile } from './run.js';
+import { neonDecoderEngine } from '../../../targets/neon/engine.js';
+import { neonModeFromFlags } from '../../../targets/neon/cli.js';
+import type { NeonMode } from '../../../targets/neon/toolchain.js';
 
 export interface GenerateCliOptions {
   target: string;
@@ -21,6 +25,12 @@ export interface GenerateCliOptions {
   seed?: number;
   stop?: string;
   json?: boolean;
+  /** neon: build for the host through SIMDe instead of aarch64 under qemu. */
+  host?: boolean;
+  /** neon: qemu CPU, max (default) or cortex-a53. */
+  cpu?: string;
+  /** wasm: threads for the LUT matmuls (worker threads on a shared memory). */
+  threads?: number;
 }
 
 /** Parses "1,2,3" into token ids. */
@@ -33,25 +43,54 @@ function parseIds(text: string, flag: string): number[] {
 /** genai_config.json next to the model (static cache length, cache names), when there is one. */
 function readHints(modelPath: string): DecoderHints {
   const file = path.join(path.dirname(modelPath), 'genai_config.json');
-  if (!fs.existsSync(file)) return {};
+  return fs.existsSync(file) ? hintsFromGenaiConfig(readGenaiConfig(file)) : {};
+}
+
+function readGenaiConfig(file: string): unknown {
   try {
-    return hintsFromGenaiConfig(JSON.parse(fs.readFileSync(file, 'utf8')));
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (error) {
     throw new LlmccError(`cannot read genai_config.json (${error instanceof Error ? error.message : String(error)})`, file);
   }
 }
 
-async function engineFor(modelPath: string, target: string): Promise<DecoderEngine> {
+/** A model file, or a folder / genai_config.json: the pipeline of graphs it declares, else its model.onnx. */
+async function openDecoder(modelPath: string, target: string, neonMode?: NeonMode, threads = 1): Promise<{ engine: DecoderEngine; hints: DecoderHints }> {
+  const isFolder = fs.statSync(modelPath, { throwIfNoEntry: false })?.isDirectory() ?? false;
+  const configFile = isFolder ? path.join(modelPath, 'genai_config.json') : path.basename(modelPath) === 'genai_config.json' ? modelPath : undefined;
+  const config = configFile && fs.existsSync(configFile) ? readGenaiConfig(configFile) : undefined;
+  if (!configFile || !config || !isPipelineConfig(config)) {
+    const model = configFile ? path.join(path.dirname(configFile), 'model.onnx') : modelPath;
+    return { engine: await engineFor(model, target, neonMode, threads), hints: readHints(model) };
+  }
+  const folder = path.dirname(configFile);
+  const engine = await openPipeline(config, {
+    where: configFile,
+    exists: (file) => fs.existsSync(path.join(folder, file)),
+    stageEngine: (file) => engineFor(path.join(folder, file), target, neonMode, threads),
+  });
+  return { engine, hints: hintsFromGenaiConfig(config) };
+}
+
+async function engineFor(modelPath: string, target: string, neonMode?: NeonMode, threads = 1): Promise<DecoderEngine> {
   if (await isBundleFile(modelPath)) {
     if (target !== 'wasm' && target !== 'ref') throw new LlmccError(`a bundle runs on the target it was compiled for (wasm), not '${target}'`, modelPath);
-    const session = await load(modelPath);
+    const session = await load(modelPath, { threads });
     return { ...session.signature, run: (feeds) => session.run(feeds), carry: (pairs) => session.carry(pairs) };
   }
+  if (threads !== 1 && target !== 'wasm') throw new LlmccError('--threads applies to --target wasm and to bundles', modelPath);
   const model = await loadModel(modelPath);
   if (target === 'wasm') {
     // The runtime session itself (not the generic backend one): it can keep the cache resident.
-    const session = await sessionFromCompiled(await compileWasm(model));
+    const session = await sessionFromCompiled(await compileWasm(model), { threads });
     return { ...signatureOfGraph(model.graph), run: (feeds) => session.run(feeds), carry: (pairs) => session.carry(pairs) };
+  }
+  if (target === 'neon') {
+    // One C build of every step shape and one long-lived process; the cache stays in it.
+    return neonDecoderEngine(model, {
+      mode: neonMode,
+      onBuilt: (s) => process.stderr.write(`neon: ${s.programs} step program(s) for ${s.steps} step(s), compiled in ${(s.compileMs / 1000).toFixed(1)} s, built in ${(s.buildMs / 1000).toFixed(1)} s\n`),
+    });
   }
   const backend = getBackend(target);
   const session = await backend.prepare(model);
@@ -64,7 +103,9 @@ export async function generateCommand(modelPath: string, options: GenerateCliOpt
   if (promptIds.length === 0) throw new LlmccError('--prompt-ids needs at least one token id');
   const stopIds = options.stop ? parseIds(options.stop, '--stop') : undefined;
   if (options.topK !== undefined && !Number.isInteger(options.topK)) throw new LlmccError(`--top-k takes an integer, got ${options.topK}`);
-  const engine = await engineFor(modelPath, options.target);
+  if (options.target !== 'neon' && (options.host || options.cpu)) throw new LlmccError('--host and --cpu apply to --target neon');
+  const neonMode = options.target === 'neon' ? neonModeFromFlags(options) : undefined;
+  const { engine, hints } = await openDecoder(modelPath, options.target, neonMode, options.threads);
   const result = await generate(engine, {
     promptIds,
     maxTokens: options.maxTokens,
@@ -73,7 +114,7 @@ export async function generateCommand(modelPath: string, options: GenerateCliOpt
     topP: options.topP,
     seed: options.seed,
     stopIds,
-    hints: readHints(modelPath),
+    hints,
     onToken: options.json ? undefined : (id) => process.stdout.write(`${id}\n`),
   });
   const tokensPerS = Number.isFinite(result.tokensPerS) ? Number(result.tokensPerS.toFixed(2)) : null;

@@ -8,7 +8,7 @@ import { bindInputs, readTestDataSet } from '../../testdata.js';
 import { quantSchemeFromFlags, type LoweringFlags } from '../lowering-options.js';
 import { EXIT_OK } from '../errors.js';
 
-export interface InspectOptions extends Pick<LoweringFlags, 'bits' | 'group' | 'asym' | 'keep' | 'bitsMap'> {
+export interface InspectOptions extends Pick<LoweringFlags, 'bits' | 'group' | 'asym' | 'keep' | 'bitsMap' | 'quantMethod' | 'calibData'> {
   json?: boolean;
   /** Per-layer SQNR of quantizing with --bits (weights and layer outputs). */
   quant?: boolean;
@@ -35,8 +35,9 @@ export async function inspectCommand(modelPath: string, options: InspectOptions)
   } else {
     console.log(renderInspectReport(report));
     if (rows) {
-      const calibration = options.data ? `inputs of ${options.data}` : 'seeded Gaussian activations';
-      console.log(`\nquantization (${options.bits} bits, group ${scheme!.groupSize}, ${scheme!.symmetric ? 'symmetric' : 'asymmetric'}; output SQNR on ${calibration}):`);
+      const gptq = scheme!.method === 'gptq';
+      const calibration = options.data ? `inputs of ${options.data}` : gptq ? 'the GPTQ calibration activations' : 'seeded Gaussian activations';
+      console.log(`\nquantization (${options.bits} bits, group ${scheme!.groupSize}, ${scheme!.symmetric ? 'symmetric' : 'asymmetric'}, method ${scheme!.method ?? 'rtn'}; output SQNR on ${calibration}):`);
       console.log(formatQuantReport(rows));
     }
   }

@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Tensor } from '../../../ir/tensor.js';
 import { BUNDLE_MAGIC } from '../../bundle/format.js';
-import { load } from '../../runtime/index.js';
+import { load, sessionFromCompiled } from '../../runtime/index.js';
+import { compileWasm } from '../../../targets/wasm/compile.js';
 import { LlmccError } from '../../../ir/errors.js';
 import { getBackend } from '../../../targets/registry.js';
 import { neonBackend } from '../../../targets/neon/backend.js';
@@ -11,6 +12,8 @@ import { compareTensors, defaultTolerance, type Tolerance } from '../../compare.
 import { writeDirAtomic } from '../../fsutil.js';
 import { loadModel } from '../../onnx/load.js';
 import { formatPassRecords, prepareModel } from '../../../passes/pipeline.js';
+import type { QuantizeWeightsOptions } from '../../../passes/quantize-weights.js';
+import { formatQuantReport, type QuantReportRow } from '../../../passes/quant/report.js';
 import { loweringFromFlags, type LoweringFlags } from '../lowering-options.js';
 import { encodeTensorProto } from '../../onnx/tensor-proto.js';
 import { bindInputs, readTestDataSet } from '../../testdata.js';
@@ -25,6 +28,8 @@ export interface RunOptions extends LoweringFlags, NeonModeFlags {
   atol?: number;
   rtol?: number;
   out?: string;
+  /** wasm: threads for the LUT matmuls (worker threads on a shared memory). */
+  threads?: number;
 }
 
 function formatShape(shape: readonly number[]): string {
@@ -43,11 +48,17 @@ export async function runCommand(modelPath: string, options: RunOptions): Promis
   // neon builds from the wasm kernel templates: the same LUT plane layout.
   const lowering = options.lower ? loweringFromFlags(options, neon ? 'wasm' : options.target) : undefined;
   const model = await loadModel(modelPath);
-  const records = prepareModel(model, lowering, neon ? 'wasm' : options.target, options.fusion ?? true);
+  // --stats with --bits also prints the per-layer quantization table (method, weight and output SQNR).
+  const quantRows: QuantReportRow[] = [];
+  const quantize: QuantizeWeightsOptions | undefined = lowering?.quantize && options.stats ? { ...lowering.quantize, report: quantRows } : lowering?.quantize;
+  const records = prepareModel(model, lowering && { ...lowering, quantize }, neon ? 'wasm' : options.target, options.fusion ?? true);
   if (options.stats && records.length) console.log(formatPassRecords(records));
+  if (quantRows.length) console.log(formatQuantReport(quantRows));
   const data = readTestDataSet(options.data);
   const feeds = bindInputs(model.graph, data);
-  const session = await backend.prepare(model);
+  const threads = options.threads ?? 1;
+  if (threads !== 1 && options.target !== 'wasm') throw new LlmccError('--threads applies to --target wasm and to bundles');
+  const session = threads === 1 ? await backend.prepare(model) : await sessionFromCompiled(await compileWasm(model), { threads });
   const outputs = await session.run(feeds);
   return report(modelPath, model.graph.outputs.map((o) => o.name), outputs, data, options);
 }
@@ -77,7 +88,7 @@ async function runBundle(bundlePath: string, options: RunOptions): Promise<numbe
   if (options.target !== 'ref' && options.target !== 'wasm') {
     throw new LlmccError(`a bundle runs on the target it was compiled for (wasm), not '${options.target}'`, bundlePath);
   }
-  const session = await load(bundlePath);
+  const session = await load(bundlePath, { threads: options.threads });
   const data = readTestDataSet(options.data);
   const byName = new Set(session.inputNames);
   const feeds = new Map<string, Tensor>();

@@ -38,6 +38,9 @@ import { cumSumKernel } from './CumSum.js';
 import { lutKernels } from './lut/index.js';
 // Pre-quantized weights (MatMulNBits imported as llmcc.QuantMatMul / llmcc.UnpackNBits).
 import { quantMatMulKernel } from './QuantMatMul.js';
+// The int8-activation dot path (passes/dot-lower.ts): vdotq_s32 on neon.
+import { quantizeActQ8Kernel } from './QuantizeActQ8.js';
+import { quantMatMulQ8Kernel } from './QuantMatMulQ8.js';
 import { unpackNBitsKernel } from './UnpackNBits.js';
 // Graph fusions (passes/fusions): ops only the fusion pass makes.
 import { fusedMatMulKernel } from './FusedMatMul.js';
@@ -50,6 +53,8 @@ export const wasmKernels: WasmKernelDef[] = [
   // W2
   ...lutKernels,
   quantMatMulKernel,
+  quantizeActQ8Kernel,
+  quantMatMulQ8Kernel,
   unpackNBitsKernel,
   ...sparseKernels,
   // W1

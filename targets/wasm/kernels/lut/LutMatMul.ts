@@ -4,8 +4,8 @@ import {
 import type { Kernel } from '../../../../codegen/kernel.js';
 import type { Node } from '../../../../ir/graph.js';
 import type { KernelBuildContext, LaunchShapes, WasmKernelDef } from '../../kernel-def.js';
-import { TILE_ROWS, leadingDims, lutMatMulParams, type LutMatMulParams } from './common.js';
-import { buildFastLutMatMul, declareLutBuffers, planeChunks } from './matmul-fast.js';
+import { TILE_ROWS, leadingDims, lutMatMulParams, type LutMatMulParams, type RowSplitKernel } from './common.js';
+import { DEFAULT_K_BLOCK, buildFastLutMatMul, declareLutBuffers, fastSubtiles, kBlockQuantBlocks, planeChunks } from './matmul-fast.js';
 
 /**
  * llmcc.LutMatMul on wasm (semantics: ir/ops/llmcc/LutMatMul.ts, passes/lut/matmul.ts).
@@ -31,6 +31,8 @@ export interface LutMatMulBuildOptions {
   accumulate?: 'widen' | 'pairwise';
   /** Fast path only: scalar params tile_begin/tile_end after M, for threads (matmul-fast.ts). */
   rowRange?: boolean;
+  /** Fast path: activations per K block (0: none; default DEFAULT_K_BLOCK, matmul-fast.ts). */
+  kBlock?: number;
 }
 
 /** Why the fast path cannot run this node (undefined: it can). */
@@ -99,6 +101,7 @@ export function buildLutMatMul(ctx: KernelBuildContext, options: LutMatMulBuildO
       subtiles: options.subtiles ?? ctx.tuning?.subtiles,
       accumulate: options.accumulate,
       rowRange: options.rowRange,
+      kBlock: options.kBlock ?? ctx.tuning?.k_block,
     });
   }
   if (options.rowRange) throw new Error(`LutMatMul ${ctx.name}: row ranges need the fast path (${fastPathBlocker(p, tableDtype)})`);
@@ -114,7 +117,15 @@ function usesFastPath(node: Node, tableDtype: string): boolean {
   return fastPathBlocker(lutMatMulParams(node), tableDtype) === undefined;
 }
 
-export const lutMatMulKernel: WasmKernelDef = {
+/** The largest `subtiles` knob value: thread shares are multiples of it, whatever was tuned. */
+const MAX_SUBTILES = 2;
+
+/**
+ * The compiled fast path always takes a tile range (tile_begin, tile_end after M; the runtime
+ * passes all tiles on one thread, a share per thread with threads). Like scratchBytes, the
+ * launch-time hooks assume int8 tables, the only kind the lowering emits for wasm.
+ */
+export const lutMatMulKernel: WasmKernelDef & RowSplitKernel = {
   domain: 'llmcc',
   op: 'LutMatMul',
   check(ctx) {
@@ -125,21 +136,36 @@ export const lutMatMulKernel: WasmKernelDef = {
     if (![1, 2, 3, 4].includes(p.bits)) return `bits = ${p.bits}`;
     return undefined;
   },
-  build: (ctx) => buildLutMatMul(ctx, { unroll: ctx.tuning?.unroll, subtiles: ctx.tuning?.subtiles }),
+  build: (ctx) => buildLutMatMul(ctx, { rowRange: usesFastPath(ctx.node, ctx.inputs[0]?.dtype === 'f32' ? 'f32' : 'i8') }),
   tuningSpace(ctx) {
-    // Only the fast path reads `unroll` (values must divide the block's lookups) and `subtiles`.
+    // Only the fast path reads `unroll` (values must divide the block's lookups), `subtiles` and `k_block`.
     const p = lutMatMulParams(ctx.node);
     if (fastPathBlocker(p, ctx.inputs[0]?.dtype === 'f32' ? 'f32' : 'i8') !== undefined) return [];
     const values = [1, 2, 4, 8].filter((u) => p.lookups % u === 0);
     const tiles = p.N / TILE_ROWS;
-    const subtiles = [1, 2].filter((st) => tiles % st === 0);
+    const subtiles = [1, MAX_SUBTILES].filter((st) => tiles % st === 0);
+    // K block sizes with distinct schedules, by quant blocks per K block (0: one pass over K).
+    const kBlockByQuantBlocks = new Map<number, number>();
+    for (const kb of [0, 1024, 2048, 4096]) {
+      const quantBlocks = kBlockQuantBlocks(p, kb) ?? 0;
+      if (!kBlockByQuantBlocks.has(quantBlocks)) kBlockByQuantBlocks.set(quantBlocks, kb);
+    }
+    const kBlockValues = [...kBlockByQuantBlocks.values()];
+    const kBlockDefault = kBlockByQuantBlocks.get(kBlockQuantBlocks(p, DEFAULT_K_BLOCK) ?? 0) ?? 0;
     return [
       { name: 'unroll', values, default: 1 },
       { name: 'subtiles', values: subtiles, default: 1 },
+      ...(kBlockValues.length > 1 ? [{ name: 'k_block', values: kBlockValues, default: kBlockDefault }] : []),
     ];
   },
-  args(_node: Node, shapes: LaunchShapes): number[] {
-    return [tableRows(shapes)];
+  args(node: Node, shapes: LaunchShapes): number[] {
+    const M = tableRows(shapes);
+    return usesFastPath(node, 'i8') ? [M, 0, lutMatMulParams(node).N / TILE_ROWS] : [M];
+  },
+  rowSplit(node: Node): { units: number; step: number } | undefined {
+    if (!usesFastPath(node, 'i8')) return undefined;
+    const p = lutMatMulParams(node);
+    return { units: p.N / TILE_ROWS, step: fastSubtiles(p, MAX_SUBTILES) };
   },
   scratchBytes(node: Node, shapes: LaunchShapes): number {
     // Only the fast path uses scratch, but the convention passes one whenever this is defined.

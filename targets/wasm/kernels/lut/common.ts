@@ -1,4 +1,5 @@
 import type { Node } from '../../../../ir/graph.js';
+import type { LaunchShapes } from '../../kernel-def.js';
 import { Attrs } from '../../../../ir/ops/attrs.js';
 import { storedEntries } from '../../../../passes/lut/tables.js';
 
@@ -59,4 +60,14 @@ export function lutMatMulParams(node: Node): LutMatMulParams {
 export function leadingDims(shape: readonly number[] | undefined, trailing = 1): number {
   if (!shape) return 1;
   return shape.slice(0, Math.max(0, shape.length - trailing)).reduce((a, b) => a * b, 1);
+}
+
+/**
+ * A kernel whose last two scalar args are a range [begin, end) of independent output units
+ * (LutMatMul: 16-row tiles), so threads on one shared memory can each compute a share of one
+ * launch (src/runtime/session.ts). Shares write disjoint output; scratch writes are identical.
+ */
+export interface RowSplitKernel {
+  /** The units of this launch and the multiple a share's bounds must be; undefined: not splittable. */
+  rowSplit(node: Node, shapes: LaunchShapes): { units: number; step: number } | undefined;
 }

@@ -1,5 +1,5 @@
 import {
-  KernelBuilder, add, bitcast, cast, constant, extract, f32, lookup16, mul, neg, pairwiseAdd, shl, shuffle, splat, sub,
+  KernelBuilder, add, bitcast, cast, constant, extract, f32, lookup16, min, mul, neg, pairwiseAdd, shl, shuffle, splat, sub,
   widen, xor, type BufferRef,
 } from '../../../../codegen/builder.js';
 import type { Expr, Kernel } from '../../../../codegen/kernel.js';
@@ -30,6 +30,12 @@ import { TILE_ROWS, type LutMatMulParams } from './common.js';
  *    scales [N, blocks] cost one scalar multiply-add per row and block instead.
  *  - Loop order: tiles outer, activation rows inner, so a tile's planes are read from memory
  *    once for all M rows (GEMM), while each row's tables come from L1/L2.
+ *  - K blocking (`kBlock`; off by default, see DEFAULT_K_BLOCK): K is cut into blocks of
+ *    kBlock activations (whole quant blocks) and the tile loop runs inside each, so a block's
+ *    tables (4·kBlock bytes per row; 32 KiB for all of K = 8192) stay in L1 while the planes
+ *    stream past them. The f32 row sums then live in Y between K blocks (zeroed first, bias
+ *    added last): the same f32 additions in the same order, so the output is bit-identical
+ *    to the unblocked kernel.
  *
  * `blockSums: true` (tests only) writes the int32 block sums I [M, N, blocks] instead of Y.
  */
@@ -54,6 +60,29 @@ export interface FastLutOptions {
   accumulate?: 'pairwise' | 'widen';
   /** Loop over a chunk's planes inside the group loop (default: when 2·planes·subtiles ≤ 8). */
   planesInner?: boolean;
+  /**
+   * Activations per K block (rounded down to whole quant blocks, at least one); 0 or ≥ K: no
+   * blocking. Default DEFAULT_K_BLOCK.
+   */
+  kBlock?: number;
+}
+
+/**
+ * Activations per K block by default: none. Measured on x64 (Zen 5, V8 12; shared machine,
+ * round-robin in one process), 2-bit: K blocks of 1024–4096 are 1.9–2.9× slower than one pass
+ * at K = N = 4096 and 8192, hot and cold, and still 1.3× slower at K = 8192 with blocks of
+ * 8064 + 128 activations; carrying the sums in Y alone costs nothing measurable. The likely
+ * cause is the layout [bits, N/16, K/4, 16]: a tile's K block is a short segment 16·K/4 bytes
+ * from the next tile's, so the plane loads stop being one sequential stream per plane, which
+ * costs more than keeping the tables in L1 saves. Kept as the tuning knob k_block.
+ */
+export const DEFAULT_K_BLOCK = 0;
+
+/** Quant blocks per K block for `kBlock` activations (undefined: one pass over all of K). */
+export function kBlockQuantBlocks(p: LutMatMulParams, kBlock = DEFAULT_K_BLOCK): number | undefined {
+  if (!(kBlock > 0) || kBlock >= p.K) return undefined;
+  const perBlock = Math.max(1, Math.floor(kBlock / p.groupSize));
+  return perBlock >= p.blocks ? undefined : perBlock;
 }
 
 interface Buffers {
@@ -69,7 +98,7 @@ interface Buffers {
 }
 
 /** Calling convention: present inputs in order, the output, then the scratch buffer. */
-export function declareLutBuffers(k: KernelBuilder, tableElem: 'i8' | 'f32', hasBias: boolean, blockSums: boolean): Buffers {
+export function declareLutBuffers(k: KernelBuilder, tableElem: 'i8' | 'f32', hasBias: boolean, blockSums: boolean, readsY = false): Buffers {
   const tables = k.buffer('tables', tableElem, 'read');
   const tableScales = k.buffer('table_scales', 'f32', 'read');
   const actSums = k.buffer('act_sums', 'f32', 'read');
@@ -77,7 +106,7 @@ export function declareLutBuffers(k: KernelBuilder, tableElem: 'i8' | 'f32', has
   const scales = k.buffer('scales', 'f32', 'read');
   const offsets = k.buffer('offsets', 'f32', 'read');
   const bias = hasBias ? k.buffer('bias', 'f32', 'read') : undefined;
-  const y = k.buffer('y', blockSums ? 'i32' : 'f32', 'write');
+  const y = k.buffer('y', blockSums ? 'i32' : 'f32', readsY ? 'readwrite' : 'write');
   const scratch = k.buffer('scratch', 'u8', 'readwrite');
   return { tables, tableScales, actSums, planes, scales, offsets, bias, y, scratch };
 }
@@ -132,7 +161,10 @@ function interleaveLanes(h: number): number[] {
 export function buildFastLutMatMul(name: string, p: LutMatMulParams, hasBias: boolean, options: FastLutOptions): Kernel {
   const k = new KernelBuilder(name);
   const blockSums = options.blockSums ?? false;
-  const buf = declareLutBuffers(k, 'i8', hasBias, blockSums);
+  const kBlocks = kBlockQuantBlocks(p, options.kBlock);
+  // Row sums carried in Y across K blocks (block sums are written per block anyway).
+  const sumsInY = kBlocks !== undefined && !blockSums;
+  const buf = declareLutBuffers(k, 'i8', hasBias, blockSums, sumsInY);
   const M = k.scalar('M');
   const tileBegin = options.rowRange ? k.scalar('tile_begin') : 0;
   const tileEnd = options.rowRange ? k.scalar('tile_end') : undefined;
@@ -164,7 +196,17 @@ export function buildFastLutMatMul(name: string, p: LutMatMulParams, hasBias: bo
 
   const zero16 = constant('i16x8', 0);
   const mul257 = constant('i16x8', 257);
-  k.loop('t', tileBegin, tileEnd ?? tiles, (t) => {
+  const zeroF32 = constant('f32x4', 0);
+  // This call's output rows [rowBegin, rowEnd) (all of N without a row range).
+  const rowBegin = typeof tileBegin === 'number' ? 0 : mul(tileBegin, TILE_ROWS);
+  const rowEnd = tileEnd === undefined ? N : mul(tileEnd, TILE_ROWS);
+  const overRows = (body: (at: Expr, n: Expr) => void) => k.loop('my', 0, M, (m) => {
+    k.loop('ny', rowBegin, rowEnd, (n) => body(add(mul(m, N), n), n), { step: 4 });
+  });
+  if (sumsInY) overRows((at) => buf.y.storeVec(at, zeroF32));
+
+  /** Blocks [blkBegin, blkEnd) of every tile in the row range. */
+  const tilePass = (blkBegin: Expr | number, blkEnd: Expr | number) => k.loop('t', tileBegin, tileEnd ?? tiles, (t) => {
     // Plane pl's indices of layout tile t + s, group j: tileBase + pl·N·groups + s·groups·16 + 16j
     // (the constant part becomes the load's offset).
     const tileBase = k.let('tile', mul(t, groups * TILE_ROWS));
@@ -174,12 +216,14 @@ export function buildFastLutMatMul(name: string, p: LutMatMulParams, hasBias: bo
       const delta = k.let('delta', sub(tileBase, tabBase));
       const planeAt = (tj: Expr, pl: number, s: number, u: number): Expr =>
         add(add(tj, delta), pl * N * groups + s * groups * TILE_ROWS + u * 16);
+      // Y index of row r of subtile s (carried sums start from Y, else from 0).
+      const yAt = (s: number, r: number): Expr => add(mul(m, N), add(mul(add(t, s), TILE_ROWS), r));
       // Per-row f32 accumulators: f32x4 per 4 rows (tiled scales) or one f32 per row.
       const rowAcc = blockSums ? [] : Array.from({ length: subtiles }, (_, s) =>
-        Array.from({ length: 4 }, (_, i) => k.mut(`y${s}_${i}`, constant('f32x4', 0))));
+        Array.from({ length: 4 }, (_, i) => k.mut(`y${s}_${i}`, sumsInY ? buf.y.loadVec(yAt(s, 4 * i), 'f32x4') : zeroF32)));
       const rowScalars = blockSums || tiled ? [] : Array.from({ length: subtiles }, (_, s) =>
-        Array.from({ length: TILE_ROWS }, (_, r) => k.mut(`y${s}r${r}`, f32(0))));
-      k.loop('blk', 0, blocks, (blk) => {
+        Array.from({ length: TILE_ROWS }, (_, r) => k.mut(`y${s}r${r}`, sumsInY ? buf.y.load(yAt(s, r)) : f32(0))));
+      k.loop('blk', blkBegin, blkEnd, (blk) => {
         const start = k.let('js', add(tabBase, mul(blk, lookups * 16)));
         // Row sums of this block per subtile: four i32x4 (rows 0–3, 4–7, 8–11, 12–15).
         const sums: Expr[][] = Array.from({ length: subtiles }, () => []);
@@ -286,6 +330,13 @@ export function buildFastLutMatMul(name: string, p: LutMatMulParams, hasBias: bo
         });
       });
       if (blockSums) return;
+      if (sumsInY) {
+        for (let s = 0; s < subtiles; s++) {
+          if (tiled) rowAcc[s].forEach((acc, i) => buf.y.storeVec(yAt(s, 4 * i), acc));
+          else rowScalars[s].forEach((acc, r) => buf.y.store(yAt(s, r), acc));
+        }
+        return;
+      }
       for (let s = 0; s < subtiles; s++) {
         for (let i = 0; i < 4; i++) {
           const n = k.let('n', add(mul(add(t, s), TILE_ROWS), 4 * i));
@@ -304,6 +355,15 @@ export function buildFastLutMatMul(name: string, p: LutMatMulParams, hasBias: bo
       }
     });
   }, { parallel: true, step: subtiles });
+
+  if (kBlocks === undefined) {
+    tilePass(0, blocks);
+  } else {
+    k.loop('kb', 0, blocks, (kb) => tilePass(kb, k.let('kbe', min(add(kb, kBlocks), blocks))), { step: kBlocks });
+  }
+  // The bias is added after the last K block, as the unblocked kernel adds it to the final sum.
+  const bias = buf.bias;
+  if (sumsInY && bias) overRows((at, n) => buf.y.storeVec(at, add(buf.y.loadVec(at, 'f32x4'), bias.loadVec(n, 'f32x4'))));
   return k.build();
 }
 
