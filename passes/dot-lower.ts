@@ -1,11 +1,10 @@
-import type { DType } from '../ir/dtype.js';
-import type { Attribute, Graph, Model, Node } from '../ir/graph.js';
-import { LlmccError, describeNode } from '../ir/errors.js';
+import type { Attribute, Model, Node } from '../ir/graph.js';
+import { describeNode } from '../ir/errors.js';
 import { Tensor } from '../ir/tensor.js';
 import { inferTypes } from '../ir/infer.js';
 import { verifyModel } from '../ir/verify.js';
 import type { Pass, PassResult } from './pass.js';
-import { consumers, freshName, weightFromTensor } from './graph-edit.js';
+import { dropUnreadInitializers, freshName, intAttr, readIntAttr, valueDtype, weightFromTensor } from './graph-edit.js';
 import { DOT_TILE_ROWS, dotGroupBlocker, dotLayout, dotScalesAndOffsets, packDotWeights } from './dot/layout.js';
 
 /**
@@ -30,23 +29,8 @@ export interface DotLowerOptions {
 
 const LLMCC = 'llmcc';
 
-function intAttr(value: number): Attribute {
-  return { kind: 'int', value };
-}
 
-function readInt(node: Node, name: string, fallback?: number): number {
-  const attr = node.attributes.get(name);
-  if (!attr) {
-    if (fallback !== undefined) return fallback;
-    throw new LlmccError(`missing required attribute '${name}'`, describeNode(node));
-  }
-  if (attr.kind !== 'int') throw new LlmccError(`attribute '${name}' should be int, got ${attr.kind}`, describeNode(node));
-  return attr.value;
-}
 
-function dtypeOf(graph: Graph, name: string): DType {
-  return graph.valueInfo.get(name)?.dtype ?? graph.inputs.find((i) => i.name === name)?.type?.dtype ?? 'f32';
-}
 
 function emptyStats(): Record<string, number> {
   return { lowered: 0, quantizers: 0, sharedQuantizerConsumers: 0, packedBytes: 0, skippedGroupSize: 0, skippedZeroPoints: 0, skippedRuntimeWeights: 0 };
@@ -71,13 +55,13 @@ export const dotLowerPass: Pass<DotLowerOptions> = {
 
     graph.nodes.forEach((node, position) => {
       if (node.domain !== LLMCC || node.op !== 'QuantMatMul') return;
-      const bits = readInt(node, 'bits');
-      const ternary = readInt(node, 'ternary', 0) === 1;
+      const bits = readIntAttr(node, 'bits');
+      const ternary = readIntAttr(node, 'ternary', 0) === 1;
       const width: DotWidth = ternary ? 'ternary' : (String(bits) as DotWidth);
       if (!widths.has(width)) return;
-      const groupSize = readInt(node, 'group_size');
-      const K = readInt(node, 'K');
-      const N = readInt(node, 'N');
+      const groupSize = readIntAttr(node, 'group_size');
+      const K = readIntAttr(node, 'K');
+      const N = readIntAttr(node, 'N');
       if (dotGroupBlocker(bits, groupSize)) {
         stats.skippedGroupSize++;
         return;
@@ -144,7 +128,7 @@ export const dotLowerPass: Pass<DotLowerOptions> = {
           ['group_size', intAttr(groupSize)],
           ['K', intAttr(K)],
           ['N', intAttr(N)],
-          ['output_dtype', { kind: 'string', value: dtypeOf(graph, a) }],
+          ['output_dtype', { kind: 'string', value: valueDtype(graph, a) }],
         ]),
       });
       stats.lowered++;
@@ -160,14 +144,7 @@ export const dotLowerPass: Pass<DotLowerOptions> = {
     });
     graph.nodes = ordered;
     // The codes, scales and zero points go when nothing else (a layer left for LUT) reads them.
-    const uses = consumers(graph);
-    const kept = new Set([...graph.inputs, ...graph.outputs].map((v) => v.name));
-    for (const name of retired) {
-      if (!uses.has(name) && !kept.has(name)) {
-        graph.initializers.delete(name);
-        graph.valueInfo.delete(name);
-      }
-    }
+    dropUnreadInitializers(graph, retired);
     verifyModel(model);
     return { changed: true, stats };
   },

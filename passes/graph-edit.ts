@@ -1,4 +1,6 @@
-import type { Graph, Node, Weight } from '../ir/graph.js';
+import type { Attribute, Graph, Node, Weight } from '../ir/graph.js';
+import type { DType } from '../ir/dtype.js';
+import { LlmccError, describeNode } from '../ir/errors.js';
 import { Tensor } from '../ir/tensor.js';
 import { bitWidth } from '../ir/dtype.js';
 
@@ -79,4 +81,37 @@ export function removeDeadCode(graph: Graph): number {
     if (!live.has(name) && !inputNames.has(name)) graph.initializers.delete(name);
   }
   return removed;
+}
+
+/** An int attribute value. */
+export function intAttr(value: number): Attribute {
+  return { kind: 'int', value };
+}
+
+/** A node's int attribute; `fallback` when absent (else a clear error naming the node). */
+export function readIntAttr(node: Node, name: string, fallback?: number): number {
+  const attr = node.attributes.get(name);
+  if (!attr) {
+    if (fallback !== undefined) return fallback;
+    throw new LlmccError(`missing required attribute '${name}'`, describeNode(node));
+  }
+  if (attr.kind !== 'int') throw new LlmccError(`attribute '${name}' should be int, got ${attr.kind}`, describeNode(node));
+  return attr.value;
+}
+
+/** The dtype of a value as inference last saw it (f32 when unknown). */
+export function valueDtype(graph: Graph, name: string): DType {
+  return graph.valueInfo.get(name)?.dtype ?? graph.inputs.find((i) => i.name === name)?.type?.dtype ?? 'f32';
+}
+
+/** Deletes the initializers among `names` that no node reads and that are not graph inputs/outputs. */
+export function dropUnreadInitializers(graph: Graph, names: Iterable<string>): void {
+  const uses = consumers(graph);
+  const kept = new Set([...graph.inputs, ...graph.outputs].map((v) => v.name));
+  for (const name of names) {
+    if (!uses.has(name) && !kept.has(name)) {
+      graph.initializers.delete(name);
+      graph.valueInfo.delete(name);
+    }
+  }
 }

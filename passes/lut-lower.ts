@@ -1,12 +1,11 @@
-import type { DType } from '../ir/dtype.js';
-import type { Attribute, Graph, Model, Node } from '../ir/graph.js';
+import type { Attribute, Model, Node } from '../ir/graph.js';
 import type { QuantInfo, WeightBits } from '../ir/quant.js';
 import { LlmccError, describeNode } from '../ir/errors.js';
 import { Tensor } from '../ir/tensor.js';
 import { inferTypes } from '../ir/infer.js';
 import { verifyModel } from '../ir/verify.js';
 import type { Pass, PassResult } from './pass.js';
-import { consumers, freshName, weightFromTensor } from './graph-edit.js';
+import { dropUnreadInitializers, freshName, intAttr, readIntAttr, valueDtype, weightFromTensor } from './graph-edit.js';
 import { checkAccumulationFits, checkGroupLayout, storedEntries, type TableKind } from './lut/tables.js';
 import { checkRowsPerTile, relayoutWeights } from './lut/bitplanes.js';
 
@@ -44,24 +43,8 @@ export interface LutLowerOptions {
 
 const LLMCC = 'llmcc';
 
-function intAttr(value: number): Attribute {
-  return { kind: 'int', value };
-}
 
-function readInt(node: Node, name: string, fallback?: number): number {
-  const attr = node.attributes.get(name);
-  if (!attr) {
-    if (fallback !== undefined) return fallback;
-    throw new LlmccError(`missing required attribute '${name}'`, describeNode(node));
-  }
-  if (attr.kind !== 'int') throw new LlmccError(`attribute '${name}' should be int, got ${attr.kind}`, describeNode(node));
-  return attr.value;
-}
 
-/** The dtype of a value as inference last saw it (f32 when unknown). */
-function dtypeOf(graph: Graph, name: string): DType {
-  return graph.valueInfo.get(name)?.dtype ?? graph.inputs.find((i) => i.name === name)?.type?.dtype ?? 'f32';
-}
 
 interface Precompute {
   node: Node;
@@ -127,11 +110,11 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
     graph.nodes.forEach((node, position) => {
       if (node.domain !== LLMCC || node.op !== 'QuantMatMul') return;
       const where = describeNode(node);
-      const bits = readInt(node, 'bits');
-      const groupSize = readInt(node, 'group_size');
-      const ternary = readInt(node, 'ternary', 0) === 1;
-      const K = readInt(node, 'K');
-      const N = readInt(node, 'N');
+      const bits = readIntAttr(node, 'bits');
+      const groupSize = readIntAttr(node, 'group_size');
+      const ternary = readIntAttr(node, 'ternary', 0) === 1;
+      const K = readIntAttr(node, 'K');
+      const N = readIntAttr(node, 'N');
       if (bits === 8) {
         stats.kept8Bit++;
         return;
@@ -259,7 +242,7 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
           ['K', intAttr(K)],
           ['N', intAttr(N)],
           ...tileAttrs,
-          ['output_dtype', { kind: 'string', value: dtypeOf(graph, a) }],
+          ['output_dtype', { kind: 'string', value: valueDtype(graph, a) }],
         ]),
       };
       replaced.set(node, lowered);
@@ -279,14 +262,7 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
     graph.nodes = ordered;
 
     // The old codes/scales/zero points go when nothing else reads them.
-    const uses = consumers(graph);
-    const kept = new Set([...graph.inputs, ...graph.outputs].map((v) => v.name));
-    for (const name of retiredWeights) {
-      if (!uses.has(name) && !kept.has(name)) {
-        graph.initializers.delete(name);
-        graph.valueInfo.delete(name);
-      }
-    }
+    dropUnreadInitializers(graph, retiredWeights);
     verifyModel(model);
     return { changed: true, stats };
   },

@@ -5,45 +5,24 @@ import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TINY } from '../examples/llama-gen/config.js';
 import { generateDecoder } from '../examples/llama-gen/decoder.js';
-import { fromOrt, toOrt } from '../examples/llama-gen/ort.js';
 import { loadModel } from '../src/onnx/load.js';
 import {
-  type DecoderEngine, type DecoderHints, generate, generateTokens, hintsFromGenaiConfig, signatureOfGraph,
+  type DecoderEngine, generate, generateTokens, hintsFromGenaiConfig, signatureOfGraph,
 } from '../src/runtime/generate.js';
 import { openPipeline } from '../src/runtime/pipeline.js';
 import { neonDecoderEngine, type NeonBuildStats, type NeonDecoderEngine } from '../targets/neon/engine.js';
 import type { NeonMode } from '../targets/neon/toolchain.js';
 import { llmcc } from './helpers/cli.js';
 import { MODELS_DIR } from './helpers/paths.js';
+import { hintsFor, ortRun, ortTokens as ortTokensOf } from './helpers/ort-decoder.js';
 
 // Greedy ids on the neon target (one C build of every step shape, one long-lived process under
 // qemu or on the host) against onnxruntime-node's fp32 ids, through generate() itself.
 const PROMPT = [1, 17, 42, 7];
 const MAX_TOKENS = 32;
 
-function hintsFor(modelPath: string): DecoderHints {
-  const file = path.join(path.dirname(modelPath), 'genai_config.json');
-  return fs.existsSync(file) ? hintsFromGenaiConfig(JSON.parse(fs.readFileSync(file, 'utf8'))) : {};
-}
-
-function ortRun(session: ort.InferenceSession): DecoderEngine['run'] {
-  return async (feeds) => {
-    const input: Record<string, ort.Tensor> = {};
-    for (const [name, t] of feeds) input[name] = toOrt(t);
-    const result = await session.run(input);
-    return new Map(session.outputNames.map((name) => [name, fromOrt(result[name])]));
-  };
-}
-
 async function ortTokens(modelPath: string, maxTokens = MAX_TOKENS): Promise<number[]> {
-  const session = await ort.InferenceSession.create(modelPath, { executionProviders: ['cpu'], logSeverityLevel: 3 });
-  try {
-    const model = await loadModel(modelPath);
-    const engine: DecoderEngine = { ...signatureOfGraph(model.graph), run: ortRun(session) };
-    return (await generate(engine, { promptIds: PROMPT, maxTokens, hints: hintsFor(modelPath) })).tokens;
-  } finally {
-    await session.release();
-  }
+  return ortTokensOf(modelPath, PROMPT, maxTokens);
 }
 
 async function neonEngine(modelPath: string, mode: NeonMode): Promise<{ engine: NeonDecoderEngine; stats: () => NeonBuildStats }> {

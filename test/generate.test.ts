@@ -1,16 +1,14 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LlmccError } from '../ir/errors.js';
 import { Tensor } from '../ir/tensor.js';
 import { TINY } from '../examples/llama-gen/config.js';
 import { generateDecoder } from '../examples/llama-gen/decoder.js';
-import { fromOrt, toOrt } from '../examples/llama-gen/ort.js';
 import { loadModel } from '../src/onnx/load.js';
 import {
-  type DecoderEngine, type DecoderHints, discoverBindings, generate, generateTokens, hintsFromGenaiConfig,
+  type DecoderEngine, discoverBindings, generate, generateTokens,
   sampleToken, seededRandom, signatureOfGraph,
 } from '../src/runtime/generate.js';
 import { UNSUPPORTED_PREFIX, compileWasm } from '../targets/wasm/compile.js';
@@ -18,34 +16,10 @@ import { sessionFromCompiled } from '../src/runtime/index.js';
 import { getBackend } from '../targets/registry.js';
 import { llmcc } from './helpers/cli.js';
 import { MODELS_DIR } from './helpers/paths.js';
+import { hintsFor, ortTokens } from './helpers/ort-decoder.js';
 
 const PROMPT = [1, 17, 42, 7];
 const MAX_TOKENS = 32;
-
-function hintsFor(modelPath: string): DecoderHints {
-  const file = path.join(path.dirname(modelPath), 'genai_config.json');
-  return fs.existsSync(file) ? hintsFromGenaiConfig(JSON.parse(fs.readFileSync(file, 'utf8'))) : {};
-}
-
-/** onnxruntime-node on the same graph, through the same binding logic (generate() itself). */
-async function ortTokens(modelPath: string): Promise<number[]> {
-  const session = await ort.InferenceSession.create(modelPath, { executionProviders: ['cpu'], logSeverityLevel: 3 });
-  try {
-    const model = await loadModel(modelPath);
-    const engine: DecoderEngine = {
-      ...signatureOfGraph(model.graph),
-      run: async (feeds) => {
-        const input: Record<string, ort.Tensor> = {};
-        for (const [name, t] of feeds) input[name] = toOrt(t);
-        const result = await session.run(input);
-        return new Map(session.outputNames.map((name) => [name, fromOrt(result[name])]));
-      },
-    };
-    return (await generate(engine, { promptIds: PROMPT, maxTokens: MAX_TOKENS, hints: hintsFor(modelPath) })).tokens;
-  } finally {
-    await session.release();
-  }
-}
 
 async function llmccTokens(modelPath: string, target: string): Promise<number[]> {
   const model = await loadModel(modelPath);
@@ -104,7 +78,7 @@ describe('greedy generate: same ids as onnxruntime-node on ref and wasm', () => 
   ];
   for (const { name, model } of cases) {
     it(name, async () => {
-      const expected = await ortTokens(model());
+      const expected = await ortTokens(model(), PROMPT, MAX_TOKENS);
       // Static caches hold context_length tokens: prompt + new tokens - 1 fed positions.
       expect(expected.length).toBeGreaterThanOrEqual(12);
       expect(await llmccTokens(model(), 'ref')).toEqual(expected);
@@ -185,7 +159,7 @@ describe('bindings and sampling', () => {
 describe('llmcc generate CLI', () => {
   const gpt2 = path.join(MODELS_DIR, 'genai-tiny-random-gpt2-fp32', 'model.onnx');
   it('--json prints the new ids, tokens/s and time to first token on its last line', async () => {
-    const expected = (await ortTokens(gpt2)).slice(0, 8);
+    const expected = (await ortTokens(gpt2, PROMPT, MAX_TOKENS)).slice(0, 8);
     for (const target of ['ref', 'wasm']) {
       const result = llmcc('generate', gpt2, '--target', target, '--prompt-ids', PROMPT.join(','), '--max-tokens', '8', '--json');
       expect(result.stderr).toBe('');

@@ -6,7 +6,7 @@ import { inferTypes } from '../../ir/infer.js';
 import { verifyModel } from '../../ir/verify.js';
 import { defaultZeroPoint } from '../../ir/ops/llmcc/QuantMatMul.js';
 import { sparseQuantParams } from '../../ir/ops/llmcc/SparseQuantMatMul.js';
-import { consumers, freshName, weightFromTensor } from '../graph-edit.js';
+import { dropUnreadInitializers, freshName, weightFromTensor } from '../graph-edit.js';
 import type { Pass, PassResult } from '../pass.js';
 import type { TableKind } from '../lut/tables.js';
 import { relayoutSparseWeights, sparseBlockBound } from './lut.js';
@@ -130,14 +130,7 @@ export const sparseLutLowerPass: Pass<SparseLutLowerOptions> = {
     const added = new Set([...precomputes.values()]);
     const original = graph.nodes.filter((n) => !added.has(n));
     graph.nodes = original.flatMap((node, position) => [...(before.get(position) ?? []), replaced.get(node) ?? node]);
-    const uses = consumers(graph);
-    const kept = new Set([...graph.inputs, ...graph.outputs].map((v) => v.name));
-    for (const name of retired) {
-      if (!uses.has(name) && !kept.has(name)) {
-        graph.initializers.delete(name);
-        graph.valueInfo.delete(name);
-      }
-    }
+    dropUnreadInitializers(graph, retired);
     verifyModel(model);
     return { changed: true, stats };
   },
