@@ -176,6 +176,32 @@ describe('runtime', () => {
   });
 });
 
+describe('compile-time folding of host steps on constants', () => {
+  // A torch-style linear: Transpose of a small weight feeding MatMul. Without folding, the
+  // Transpose is a host step every new plan recomputes (each decode step with new positions).
+  it('folds a Transpose of a weight into a constant: no host step left, same outputs as the reference', async () => {
+    const w = Tensor.fromNumbers('f32', [3, 4], Array.from({ length: 12 }, (_, i) => (i - 6) / 5));
+    const model = modelOf(buildModel({
+      inputs: [{ name: 'x', dtype: 'f32', shape: ['batch', 4] }],
+      outputs: [{ name: 'y', dtype: 'f32', shape: undefined }],
+      initializers: { w },
+      nodes: [
+        { op: 'Transpose', inputs: ['w'], outputs: ['wt'], attributes: { perm: [1, 0] } },
+        { op: 'MatMul', inputs: ['x', 'wt'], outputs: ['y'] },
+      ],
+    }));
+    const compiled = await compileWasm(model);
+    expect(compiled.program.steps.map((s) => s.kind)).toEqual(['kernel']);
+    expect(compiled.program.weights.map((e) => e.name)).toContain('wt');
+    const session = await load(await encodeBundle(compiled));
+    const feeds = { x: xFeed(3) };
+    const got = (await session.run(feeds)).get('y')!;
+    const want = reference(model, feeds).get('y')!;
+    expect(got.shape).toEqual(want.shape);
+    Array.from(got.numbers()).forEach((v, i) => expect(v).toBeCloseTo(Array.from(want.numbers())[i], 5));
+  });
+});
+
 describe('runtime modules are browser-safe', () => {
   /** Static imports reachable from a module, resolved to .ts files in the repo. */
   function staticClosure(entry: string): Map<string, string[]> {

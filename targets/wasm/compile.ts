@@ -301,7 +301,7 @@ export async function classify(model: Model): Promise<Classified> {
       continue;
     }
     if (node.domain === '' && node.op === 'Constant') {
-      const [value] = evaluateConstant(model, node);
+      const [value] = evaluateConstant(model, node, []);
       constants.set(node.outputs[0], value);
       host.add(node.outputs[0]);
       continue;
@@ -309,6 +309,19 @@ export async function classify(model: Model): Promise<Classified> {
     const present = node.inputs.filter((n) => n);
     const readsOnlyShapes = node.domain === '' && SHAPE_ONLY_OPS.has(node.op);
     const hostReady = readsOnlyShapes || present.every((n) => host.has(n) && small(n));
+    const isConstant = (name: string): boolean => constants.has(name) || (graph.initializers.has(name) && !graphInputs.has(name));
+    if (isHostOp(node) && hostReady && !readsOnlyShapes && present.length > 0 && present.every(isConstant)) {
+      // Folded here: a host step on constants alone would be recomputed by every new plan, and a
+      // decode step builds one whenever its positions change (a Transpose of a small weight).
+      const inputs = node.inputs.map((n) => (n ? constants.get(n) ?? graph.initializers.get(n)!.load() : undefined));
+      evaluateConstant(model, node, inputs).forEach((value, k) => {
+        const name = node.outputs[k];
+        if (!name) return;
+        constants.set(name, value);
+        host.add(name);
+      });
+      continue;
+    }
     if (isHostOp(node) && hostReady) {
       steps.push({ step: { kind: 'host', node: steps.length }, node });
       for (const name of node.outputs) if (name) host.add(name);
@@ -375,10 +388,11 @@ function kernelName(node: Node, index: number): string {
   return `k${index}_${node.op.replace(/[^A-Za-z0-9_]/g, '_')}`;
 }
 
-function evaluateConstant(model: Model, node: Node): Tensor[] {
+/** A node evaluated at compile time on known inputs (a Constant, or a host step on constants only). */
+function evaluateConstant(model: Model, node: Node, inputs: (Tensor | undefined)[]): Tensor[] {
   const def = lookupOp(node.domain, node.op)!;
   return def.evaluate({
-    node, opset: model.opsets.get(node.domain) ?? 1, attrs: new Attrs(node), inputs: [],
-    runSubgraph: () => { throw new LlmccError('Constant has no subgraph', describeNode(node)); },
+    node, opset: model.opsets.get(node.domain) ?? 1, attrs: new Attrs(node), inputs,
+    runSubgraph: () => { throw new LlmccError('host steps have no subgraphs', describeNode(node)); },
   });
 }
