@@ -210,3 +210,46 @@ describe('runtime sessions with threads (llama-gen tiny, --lower --bits 2)', () 
     expect(ids).toEqual(reference.tokens);
   });
 });
+
+describe('thread pool after a failed share', () => {
+  // f(i): i = 1 traps at once, i = 2 works for a while first, others store i + 100 at [i].
+  // A run whose share traps must still wait for the slow share, or its late finish would be
+  // counted against the next run, which would then never complete.
+  it('reports the failure, waits for every other share, and the next run completes', async () => {
+    const binaryen = (await import('binaryen')).default;
+    const m = new binaryen.Module();
+    m.setFeatures(binaryen.Features.MVP | binaryen.Features.Atomics);
+    m.setMemory(1, 1, null, [], true);
+    m.addMemoryImport('0', 'env', 'memory', true);
+    const i = () => m.local.get(0, binaryen.i32);
+    const spin = m.block('', [
+      m.local.set(1, m.i32.const(0)),
+      m.loop('spin', m.block('', [
+        m.local.set(1, m.i32.add(m.local.get(1, binaryen.i32), m.i32.const(1))),
+        m.br('spin', m.i32.lt_u(m.local.get(1, binaryen.i32), m.i32.const(200_000_000))),
+      ])),
+    ]);
+    m.addFunction('f', binaryen.createType([binaryen.i32]), binaryen.none, [binaryen.i32], m.block('', [
+      m.if(m.i32.eq(i(), m.i32.const(1)), m.unreachable()),
+      m.if(m.i32.eq(i(), m.i32.const(2)), spin),
+      m.i32.store(0, 4, m.i32.mul(i(), m.i32.const(4)), m.i32.add(i(), m.i32.const(100))),
+    ]));
+    m.addFunctionExport('f', 'f');
+    expect(m.validate()).toBeTruthy();
+    const module = new WebAssembly.Module(m.emitBinary());
+    m.dispose();
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    const instance = new WebAssembly.Instance(module, { env: { memory } });
+    const pool = await WasmThreadPool.create(module, memory, instance.exports as Record<string, (...a: number[]) => void>, ['f'], 3);
+    try {
+      expect(() => pool.run('f', [[0], [1], [2]])).toThrow(/a worker failed/);
+      const words = new Int32Array(memory.buffer);
+      // The slow share had finished when run() threw.
+      expect(words[2]).toBe(102);
+      pool.run('f', [[3], [4], [5]]);
+      expect([words[3], words[4], words[5]]).toEqual([103, 104, 105]);
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+});

@@ -146,8 +146,10 @@ export class WasmThreadPool {
     const ctl = this.control;
     // The caller is blocked here, so worker 'exit' events cannot arrive: a share that has not
     // finished after JOIN_LIMIT_MS means a dead worker, and fails instead of hanging.
+    // A failed share still waits for the others: returning early would let a straggler's
+    // decrement land on the next job's counter, and that job would wait forever.
     let deadline = 0;
-    for (let spins = 0; Atomics.load(ctl, 1) !== 0 && Atomics.load(ctl, 2) === 0; spins++) {
+    for (let spins = 0; Atomics.load(ctl, 1) !== 0; spins++) {
       const left = Atomics.load(ctl, 1);
       if (left === 0 || spins <= 2000) continue;
       deadline ||= Date.now() + JOIN_LIMIT_MS;
