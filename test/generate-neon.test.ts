@@ -14,7 +14,7 @@ import { neonDecoderEngine, type NeonBuildStats, type NeonDecoderEngine } from '
 import type { NeonMode } from '../targets/neon/toolchain.js';
 import { llmcc } from './helpers/cli.js';
 import { MODELS_DIR } from './helpers/paths.js';
-import { hintsFor, ortRun, ortTokens as ortTokensOf } from './helpers/ort-decoder.js';
+import { SHARED_DECODERS, hintsFor, ortRun, ortTokens as ortTokensOf } from './helpers/ort-decoder.js';
 
 // Greedy ids on the neon target (one C build of every step shape, one long-lived process under
 // qemu or on the host) against onnxruntime-node's fp32 ids, through generate() itself.
@@ -40,13 +40,6 @@ const pidAlive = (pid: number): boolean => {
   }
 };
 
-const SHARED_DECODERS = [
-  'genai-tiny-random-gpt2-fp32',
-  'genai-tiny-random-llama-fp16',
-  'genai-tiny-qwen35-decoder-fp16',
-  'genai-webgpu-tiny-gqa-fp16',
-  'genai-static-scatter-bias-decoder',
-];
 const shared = (name: string): string => path.join(MODELS_DIR, name, 'model.onnx');
 const GQA = shared('genai-webgpu-tiny-gqa-fp16');
 

@@ -16,7 +16,7 @@ import { sessionFromCompiled } from '../src/runtime/index.js';
 import { getBackend } from '../targets/registry.js';
 import { llmcc } from './helpers/cli.js';
 import { MODELS_DIR } from './helpers/paths.js';
-import { hintsFor, ortTokens } from './helpers/ort-decoder.js';
+import { SHARED_DECODERS, hintsFor, ortTokens } from './helpers/ort-decoder.js';
 
 const PROMPT = [1, 17, 42, 7];
 const MAX_TOKENS = 32;
@@ -46,14 +46,6 @@ async function llmccTokens(modelPath: string, target: string): Promise<number[]>
   expect(result.cacheResident).toBe(target === 'wasm');
   return result.tokens;
 }
-
-const SHARED_DECODERS = [
-  'genai-tiny-random-gpt2-fp32',
-  'genai-tiny-random-llama-fp16',
-  'genai-tiny-qwen35-decoder-fp16',
-  'genai-webgpu-tiny-gqa-fp16',
-  'genai-static-scatter-bias-decoder',
-];
 
 let tmp: string;
 const generated = new Map<string, string>();

@@ -25,6 +25,8 @@ import {
 } from '../kernel.js';
 import { mathFunction, type MathOp } from '../mathlib.js';
 
+const SCALAR_COMPARE: Partial<Record<BinaryOp, string>> = { eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=' };
+
 /** The printed C source of a set of kernels: math helpers first, then one function per kernel. */
 export interface PrintedKernels {
   /** `static inline` math helpers the kernels call. */
@@ -546,6 +548,9 @@ class FunctionPrinter {
     }
     const x = this.expr(a);
     const y = this.expr(b);
+    // Comparisons give an i32 0/1 for every scalar type (C's own operators are defined there).
+    const compare = SCALAR_COMPARE[op];
+    if (compare) return `(int32_t)(${x} ${compare} ${y})`;
     if (isFloat(t)) {
       switch (op) {
         case 'add': return `(${x} + ${y})`;
@@ -554,12 +559,6 @@ class FunctionPrinter {
         case 'div': return `(${x} / ${y})`;
         case 'min': return `llmcc_fmin(${x}, ${y})`;
         case 'max': return `llmcc_fmax(${x}, ${y})`;
-        case 'eq': return `(int32_t)(${x} == ${y})`;
-        case 'ne': return `(int32_t)(${x} != ${y})`;
-        case 'lt': return `(int32_t)(${x} < ${y})`;
-        case 'le': return `(int32_t)(${x} <= ${y})`;
-        case 'gt': return `(int32_t)(${x} > ${y})`;
-        case 'ge': return `(int32_t)(${x} >= ${y})`;
         default: return this.fail(`${op} on f32`);
       }
     }
@@ -577,12 +576,6 @@ class FunctionPrinter {
         case 'xor': return `(${x} ^ ${y})`;
         case 'shl': return `llmcc_shl_u32(${x}, (uint32_t)(${y}))`;
         case 'shr': return `llmcc_shr_u32(${x}, (uint32_t)(${y}))`;
-        case 'eq': return `(int32_t)(${x} == ${y})`;
-        case 'ne': return `(int32_t)(${x} != ${y})`;
-        case 'lt': return `(int32_t)(${x} < ${y})`;
-        case 'le': return `(int32_t)(${x} <= ${y})`;
-        case 'gt': return `(int32_t)(${x} > ${y})`;
-        case 'ge': return `(int32_t)(${x} >= ${y})`;
         default: return this.fail(`${op} on u32`);
       }
     }
@@ -601,12 +594,6 @@ class FunctionPrinter {
       case 'xor': return `(${x} ^ ${y})`;
       case 'shl': return `llmcc_shl_i32(${x}, ${y})`;
       case 'shr': return u ? `(int32_t)llmcc_shr_u32((uint32_t)(${x}), (uint32_t)(${y}))` : `llmcc_shr_i32(${x}, ${y})`;
-      case 'eq': return `(int32_t)(${x} == ${y})`;
-      case 'ne': return `(int32_t)(${x} != ${y})`;
-      case 'lt': return `(int32_t)(${x} < ${y})`;
-      case 'le': return `(int32_t)(${x} <= ${y})`;
-      case 'gt': return `(int32_t)(${x} > ${y})`;
-      case 'ge': return `(int32_t)(${x} >= ${y})`;
       default: return this.fail(`${op} on ${t}`);
     }
   }

@@ -8,7 +8,7 @@ import { formatOpTable, formatTargetLines, rowsByOp, withinTolerance } from '../
 import type { DiffOptions, ModelDiff } from '../diff/run.js';
 import { type DiffCase, type DiffFailure, diffSuite, findDiffCases, singleDiffCase } from '../diff/suite.js';
 import { writeFileAtomic } from '../fsutil.js';
-import { EXIT_INVALID, EXIT_MISMATCH, EXIT_OK } from './errors.js';
+import { EXIT_INVALID, EXIT_MISMATCH, EXIT_OK, parseFilter } from './errors.js';
 import { loweringFromFlags, type LoweringFlags } from './lowering-options.js';
 
 export interface DiffCliOptions extends LoweringFlags {
@@ -63,14 +63,7 @@ export async function diffCommand(arg: string, options: DiffCliOptions): Promise
   const opts = diffOptions(options);
   const suite = isSuiteFolder(arg);
   if (suite && options.data) throw new LlmccError('--data applies to one model; a folder uses each model\'s first test_data_set', arg);
-  let filter: RegExp | undefined;
-  if (options.filter !== undefined) {
-    try {
-      filter = new RegExp(options.filter);
-    } catch {
-      throw new LlmccError(`--filter is not a valid regular expression: ${options.filter}`);
-    }
-  }
+  const filter = parseFilter(options.filter);
   let cases: DiffCase[] = suite ? findDiffCases(arg, filter) : [singleDiffCase(arg, options.data)];
   if (options.limit !== undefined) cases = cases.slice(0, options.limit);
   if (suite && cases.length === 0) throw new LlmccError('no model folders with a test_data_set found', arg);

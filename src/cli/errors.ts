@@ -14,3 +14,13 @@ export function reportError(error: unknown, verbose: boolean): number {
   if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
   return EXIT_INVALID;
 }
+
+/** `--filter <regex>` of conformance and diff: the pattern, or a one-line error when it does not compile. */
+export function parseFilter(pattern: string | undefined): RegExp | undefined {
+  if (pattern === undefined) return undefined;
+  try {
+    return new RegExp(pattern);
+  } catch {
+    throw new LlmccError(`--filter is not a valid regular expression: ${pattern}`);
+  }
+}

@@ -12,7 +12,7 @@ import { inferConcreteShapes } from '../../ir/concrete-shapes.js';
 import type { OpDef } from '../../ir/ops/types.js';
 import { Tensor, sizeOf } from '../../ir/tensor.js';
 import {
-  ARENA_ALIGN, WASM32_MAX_BYTES, WASM_PAGE, alignUp, arenaBytes, placeByLiveness, readFromArena, writeToArena,
+  ARENA_ALIGN, WASM32_MAX_BYTES, WASM_PAGE, type LiveBuffer, alignUp, arenaBytes, placeByLiveness, readFromArena, writeToArena,
 } from '../../targets/wasm/arena.js';
 import type { LaunchShapes, WasmKernelDef } from '../../targets/wasm/kernel-def.js';
 import { wasmKernelTable } from '../../targets/wasm/links.js';
@@ -89,13 +89,8 @@ export interface ProgramParts {
 }
 
 /** A buffer in the arena, shared by a value and the views aliasing it. */
-interface Storage {
-  bytes: number;
-  /** Step that writes it (-1: a graph input), and the last step that reads it. */
-  first: number;
-  last: number;
-  /** Absolute byte offset once placed. */
-  offset: number;
+interface Storage extends LiveBuffer {
+  /** Placed once, outside the liveness plan (weights, carried caches). */
   fixed: boolean;
 }
 

@@ -20,7 +20,7 @@ import { inferConcreteShapes } from '../../ir/concrete-shapes.js';
 import { Tensor, sizeOf } from '../../ir/tensor.js';
 import { verifyModel } from '../../ir/verify.js';
 import { importPrequantizedPass } from '../../passes/import-prequantized.js';
-import { alignUp, arenaBytes, arenaDtypeOf, placeByLiveness, writeToArena } from '../wasm/arena.js';
+import { type LiveBuffer, alignUp, arenaBytes, arenaDtypeOf, placeByLiveness, writeToArena } from '../wasm/arena.js';
 import { UNSUPPORTED_PREFIX, classify, isViewOp } from '../wasm/compile.js';
 import type { ArenaDtype, KernelBuildContext, LaunchShapes } from '../wasm/kernel-def.js';
 import { wasmKernelTable } from '../wasm/links.js';
@@ -79,12 +79,8 @@ export interface NeonCompileOptions {
   values?: ReadonlyMap<string, Tensor>;
 }
 
-interface Storage {
-  bytes: number;
-  /** Step writing it (-1: a graph input) and the last step reading it. */
-  first: number;
-  last: number;
-  offset: number;
+/** An arena buffer: its lifetime (first: -1 for a graph input) and offset, as the liveness placer sees it. */
+interface Storage extends LiveBuffer {
   /** Placed in the weight image (weights, folded constants). */
   fixed: boolean;
 }

@@ -5,6 +5,15 @@ import { fromOrt, toOrt } from '../../examples/llama-gen/ort.js';
 import { loadModel } from '../../src/onnx/load.js';
 import { type DecoderEngine, type DecoderHints, generate, hintsFromGenaiConfig, signatureOfGraph } from '../../src/runtime/generate.js';
 
+/** The single-graph decoders in ../shared/models (the pipeline model is tested on its own). */
+export const SHARED_DECODERS = [
+  'genai-tiny-random-gpt2-fp32',
+  'genai-tiny-random-llama-fp16',
+  'genai-tiny-qwen35-decoder-fp16',
+  'genai-webgpu-tiny-gqa-fp16',
+  'genai-static-scatter-bias-decoder',
+];
+
 /** genai_config.json next to the model (static cache length, cache names), when there is one. */
 export function hintsFor(modelPath: string): DecoderHints {
   const file = path.join(path.dirname(modelPath), 'genai_config.json');

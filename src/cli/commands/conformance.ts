@@ -4,7 +4,7 @@ import { neonModeFromFlags, type NeonModeFlags } from '../../../targets/neon/cli
 import { runNeonConformance } from '../../../targets/neon/conformance.js';
 import { runConformance, type ConformanceResult } from '../../conformance.js';
 import { writeFileAtomic } from '../../fsutil.js';
-import { EXIT_MISMATCH, EXIT_OK } from '../errors.js';
+import { EXIT_MISMATCH, EXIT_OK, parseFilter } from '../errors.js';
 
 export interface ConformanceOptions extends NeonModeFlags {
   target: string;
@@ -15,14 +15,7 @@ export interface ConformanceOptions extends NeonModeFlags {
 /** `llmcc conformance`: one line per backend test, then `N passed, N failed, N skipped`. */
 export async function conformanceCommand(dir: string, options: ConformanceOptions): Promise<number> {
   const backend = getBackend(options.target);
-  let filter: RegExp | undefined;
-  if (options.filter !== undefined) {
-    try {
-      filter = new RegExp(options.filter);
-    } catch {
-      throw new LlmccError(`--filter is not a valid regular expression: ${options.filter}`);
-    }
-  }
+  const filter = parseFilter(options.filter);
   const onResult = (r: ConformanceResult): void => {
     const detail = r.detail ? `: ${r.detail.replace(/\s*\n\s*/g, ' ')}` : '';
     console.log(`${r.status} ${r.test}${detail}`);
