@@ -6,7 +6,7 @@ import { interpret } from '../ir/interpreter.js';
 import { Tensor } from '../ir/tensor.js';
 import { verifyModel } from '../ir/verify.js';
 import { loadModel, loadModelFromBytes } from '../src/onnx/load.js';
-import { batchFeeds, captureGrams, dataFreeFeeds } from '../passes/quant/calibrate.js';
+import { batchAxes, batchFeeds, captureGrams, dataFreeFeeds } from '../passes/quant/calibrate.js';
 import { factorHessian, hessianSqnrDb, quantizeGptq, type GptqScheme } from '../passes/quant/gptq.js';
 import { findLayers } from '../passes/quant/layers.js';
 import { quantReport, type QuantReportRow } from '../passes/quant/report.js';
@@ -218,6 +218,29 @@ describe('quantize-weights --quant-method gptq', () => {
     expect(joined.get('x')!.shape).toEqual([16, K]);
     expect(Array.from(joined.get('x')!.numbers().subarray(0, 8 * K))).toEqual(Array.from(a.get('x')!.numbers()));
     expect(batchFeeds([a, new Map([['x', Tensor.fromNumbers('f32', [8, 2], new Float32Array(16))]])])).toBeUndefined();
+  });
+
+  it('batchFeeds joins along each input\'s batch axis: a packed past [2, batch, …] on axis 1', () => {
+    // Two sets of a "past" [2, 1, 3] (k/v planes × batch × values): the batch is axis 1.
+    const set = (base: number) => new Map([
+      ['past', Tensor.fromNumbers('f32', [2, 1, 3], [0, 1, 2, 3, 4, 5].map((v) => base + v))],
+      ['len', Tensor.fromNumbers('i64', [], [7])],
+    ]);
+    const joined = batchFeeds([set(0), set(10)], new Map([['past', 1]]))!;
+    expect(joined.get('past')!.shape).toEqual([2, 2, 3]);
+    // k plane: set 0 then set 1; v plane likewise.
+    expect(Array.from(joined.get('past')!.numbers())).toEqual([0, 1, 2, 10, 11, 12, 3, 4, 5, 13, 14, 15]);
+    expect(batchFeeds([set(0), new Map([...set(10)].map(([n, t]) => [n, n === 'len' ? Tensor.fromNumbers('i64', [], [8]) : t]))])).toBeUndefined();
+  });
+
+  it('sequential data-free GPTQ of gpt2 (past packed as [2, batch, heads, past, head]) batches its prompts on axis 1', async () => {
+    const model = await loadModel(path.join(MODELS_DIR, 'genai-tiny-random-gpt2-fp32', 'model.onnx'));
+    verifyModel(model);
+    expect(batchAxes(model.graph).get('past_0')).toBe(1);
+    expect(batchAxes(model.graph).get('input_ids')).toBe(0);
+    const stats = quantizeWeightsPass.run(model, { ...PASS, method: 'gptq', gptq: { calibration: { tokens: 64 } } }).stats;
+    expect(stats.gptq_sequential).toBe(1);
+    expect(stats.layers_quantized).toBe(16);
   });
 
   it('needs a calibration input: data-free calibration only drives decoders', () => {

@@ -187,28 +187,59 @@ export function captureGrams(
 }
 
 /**
- * The feed sets as one batch (concatenated along axis 0), or undefined when they cannot be:
- * shapes that differ beyond axis 0, or scalars that differ.
+ * Per graph input, the axis that carries the batch: where its declared shape has the symbol of
+ * input_ids' first dim (gpt2's packed past [2, batch, heads, past, head] batches on axis 1);
+ * −1 for an input without it. Empty when input_ids has no symbolic batch dim (then axis 0).
  */
-export function batchFeeds(sets: readonly ReadonlyMap<string, Tensor>[]): Map<string, Tensor> | undefined {
+export function batchAxes(graph: Graph): Map<string, number> {
+  const axes = new Map<string, number>();
+  const symbol = graph.inputs.find((i) => i.name === 'input_ids')?.type?.shape?.[0];
+  if (typeof symbol !== 'string') return axes;
+  for (const input of graph.inputs) axes.set(input.name, input.type?.shape?.indexOf(symbol) ?? -1);
+  return axes;
+}
+
+/** `tensors` (equal shapes but along `axis`) joined along `axis`. */
+function concatAlong(tensors: readonly Tensor[], axis: number): Tensor {
+  const first = tensors[0];
+  const shape = first.shape.map((d, a) => (a === axis ? tensors.reduce((sum, t) => sum + t.shape[axis], 0) : d));
+  const joined = Tensor.zeros(first.dtype, shape);
+  const data = joined.numbers();
+  // Each tensor is `outer` runs of `inner`·its own axis extent; runs interleave in the result.
+  const outer = first.shape.slice(0, axis).reduce((p, d) => p * d, 1);
+  const inner = first.shape.slice(axis + 1).reduce((p, d) => p * d, 1);
+  const rowOut = shape[axis] * inner;
+  let at = 0;
+  for (const t of tensors) {
+    const run = t.shape[axis] * inner;
+    const src = t.numbers();
+    for (let o = 0; o < outer; o++) data.set(src.subarray(o * run, (o + 1) * run), o * rowOut + at);
+    at += run;
+  }
+  return joined;
+}
+
+/**
+ * The feed sets as one batch (joined along each input's batch axis, `axes`, default 0), or
+ * undefined when they cannot be: shapes that differ beyond the batch axis, or inputs without
+ * a batch axis (scalars included) whose values differ.
+ */
+export function batchFeeds(sets: readonly ReadonlyMap<string, Tensor>[], axes: ReadonlyMap<string, number> = new Map()): Map<string, Tensor> | undefined {
   if (sets.length === 0) return undefined;
   const batch = new Map<string, Tensor>();
   for (const [name, first] of sets[0]) {
     const tensors = sets.map((set) => set.get(name));
     if (tensors.some((t) => !t || t.dtype !== first.dtype || t.rank !== first.rank)) return undefined;
     const all = tensors as Tensor[];
-    if (first.rank === 0) {
-      if (all.some((t) => t.numbers()[0] !== first.numbers()[0])) return undefined;
+    const axis = first.rank === 0 ? -1 : axes.get(name) ?? 0;
+    if (all.some((t) => t.shape.some((d, a) => a !== axis && d !== first.shape[a]))) return undefined;
+    if (axis < 0) {
+      const values = first.numbers();
+      if (all.some((t) => t.numbers().some((v, i) => v !== values[i]))) return undefined;
       batch.set(name, first);
       continue;
     }
-    if (all.some((t) => t.shape.some((d, axis) => axis > 0 && d !== first.shape[axis]))) return undefined;
-    const shape = [all.reduce((sum, t) => sum + t.shape[0], 0), ...first.shape.slice(1)];
-    const joined = Tensor.zeros(first.dtype, shape);
-    const data = joined.numbers();
-    let offset = 0;
-    for (const t of all) { data.set(t.numbers(), offset); offset += t.size; }
-    batch.set(name, joined);
+    batch.set(name, concatAlong(all, axis));
   }
   return batch;
 }

@@ -1,6 +1,6 @@
 import { LlmccError } from '../../ir/errors.js';
 import type { Model } from '../../ir/graph.js';
-import { batchFeeds, calibrationFeeds, captureGrams, type CalibrationOptions, type InputGram } from './calibrate.js';
+import { batchAxes, batchFeeds, calibrationFeeds, captureGrams, type CalibrationOptions, type InputGram } from './calibrate.js';
 import { factorHessian, hessianSqnrDb, quantizeGptq, type GptqFactor, type GptqOptions } from './gptq.js';
 import { layerError, type LayerScheme, type MatMulLayer, type SchemeResolver } from './layers.js';
 import { dequantize, type QuantizedWeight } from './rtn.js';
@@ -52,7 +52,7 @@ export class GptqLayers {
   static calibrate(model: Model, layers: readonly MatMulLayer[], schemeOf: (layer: MatMulLayer) => QuantScheme, options: GptqModelOptions = {}): GptqLayers {
     const feeds = calibrationFeeds(model, options.calibration ?? {});
     const gptq = new GptqLayers(options);
-    const batch = options.sequential === false ? undefined : feeds.length === 1 ? new Map(feeds[0]) : batchFeeds(feeds);
+    const batch = options.sequential === false ? undefined : feeds.length === 1 ? new Map(feeds[0]) : batchFeeds(feeds, batchAxes(model.graph));
     if (!batch) {
       gptq.grams = captureGrams(model, feeds, layers);
       return gptq;
