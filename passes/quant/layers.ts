@@ -167,12 +167,12 @@ function resolveWeight(graph: Graph, name: string, producers: ReadonlyMap<string
   return { weight: source, transposed: true };
 }
 
-function attrInt(node: Node, name: string, fallback: number): number {
+export function attrInt(node: Node, name: string, fallback: number): number {
   const attr = node.attributes.get(name);
   return attr?.kind === 'int' ? attr.value : fallback;
 }
 
-function attrFloat(node: Node, name: string, fallback: number): number {
+export function attrFloat(node: Node, name: string, fallback: number): number {
   const attr = node.attributes.get(name);
   return attr?.kind === 'float' ? attr.value : fallback;
 }

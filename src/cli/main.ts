@@ -6,7 +6,7 @@ import { conformanceCommand } from './commands/conformance.js';
 import { neonGemvCommand, type NeonGemvCliOptions } from '../bench/neon-gemv.js';
 import { diffCommand, type DiffCliOptions } from './diff.js';
 import { generateCommand, type GenerateCliOptions } from './commands/generate.js';
-import { inspectCommand, type InspectOptions } from './commands/inspect.js';
+import { DEFAULT_NOISE_SNRS, inspectCommand, type InspectOptions } from './commands/inspect.js';
 import { runCommand, type RunOptions } from './commands/run.js';
 import { benchTunedCommand, tuneCommand, type BenchTunedOptions, type TuneCliOptions } from './commands/tune.js';
 import { EXIT_INVALID, reportError } from './errors.js';
@@ -35,7 +35,10 @@ function buildProgram(exit: (code: number) => void): Command {
     .argument('<model>', 'model.onnx')
     .option('--json', 'machine-readable report')
     .option('--quant', 'per-layer SQNR (weight and layer output) of quantizing with --bits')
-    .option('--data <dir>', 'with --quant: calibrate the output SQNR on this test data set'))
+    .option('--data <dir...>', 'with --quant: test data sets; the first calibrates the output SQNR, on each the quantized model\'s first output is compared with the expected one (cosine)')
+    .option('--noise [snrs]', `with --quant --data: also the cosine under i.i.d. weight noise at these SNRs in dB (q = the quantizer's mean weight SQNR; default ${DEFAULT_NOISE_SNRS})`)
+    .option('--noise-seeds <n>', 'noise draws per SNR', '16')
+    .option('--cosine-bar <c>', 'count the draws whose cosine reaches this', '0.99'))
     .action(async (model: string, opts: InspectOptions) => exit(await inspectCommand(model, opts)));
 
   addLoweringFlags(program.command('run')
