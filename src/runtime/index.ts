@@ -10,6 +10,7 @@ import { WASM_TARGET, type CompiledWasm, type WasmProgram } from '../../targets/
 import { WASM32_MAX_BYTES, WASM_PAGE } from '../../targets/wasm/arena.js';
 import { type RuntimeSession, type SessionOptions, createSession } from './session.js';
 import type { WeightStream } from './weight-placement.js';
+import { canStreamCompile, fetchBundleStreaming } from './fetch-stream.js';
 
 export type { CarriedPair, CarriedState, Feeds, RuntimeSession, SessionOptions } from './session.js';
 export {
@@ -64,8 +65,25 @@ async function compileKernels(bytes: Uint8Array, options: SessionOptions): Promi
   return WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
 }
 
-/** Loads a bundle (path, URL or bytes), verifies it and prepares a session (options: threads). */
+/** The bundle's http(s) URL, when it is one. */
+function httpUrl(bundle: string | URL | Uint8Array): URL | undefined {
+  if (bundle instanceof Uint8Array) return undefined;
+  const url = bundle instanceof URL ? bundle : /^https?:\/\//i.test(bundle) ? new URL(bundle) : undefined;
+  return url && /^https?:$/.test(url.protocol) ? url : undefined;
+}
+
+/**
+ * Loads a bundle (path, URL or bytes), verifies it and prepares a session (options: threads).
+ * Over http(s) the kernels compile while the weights download (fetch-stream.ts), unless
+ * threads > 1 (the module is then rewritten for shared memory first) or the engine has no
+ * WebAssembly.compileStreaming.
+ */
 export async function load(bundle: string | URL | Uint8Array, options: SessionOptions = {}): Promise<RuntimeSession> {
+  const url = httpUrl(bundle);
+  if (url && (options.threads ?? 1) <= 1 && canStreamCompile()) {
+    const streamed = await fetchBundleStreaming(url, WASM_TARGET);
+    return createSession(streamed, options);
+  }
   const opened = await openBundle(bundle);
   const kernels = await compileKernels(opened.kernels, options);
   return createSession({ program: opened.program, kernels, weights: opened.weights }, options);
