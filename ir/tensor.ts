@@ -102,7 +102,10 @@ export class Tensor {
     // Typed arrays of the exact kind already round/wrap correctly on assignment.
     const direct = dtype === 'f32' || dtype === 'f64' || dtype === 'i8' || dtype === 'u8' || dtype === 'i16' ||
       dtype === 'u16' || dtype === 'i32' || dtype === 'u32';
-    if (direct && values.length === out.length) {
+    if (direct && ArrayBuffer.isView(values) && values.constructor === out.constructor && values.length === out.length) {
+      // The same typed-array kind: already this dtype's values (a copy, e.g. out of a wasm arena).
+      (out as Float32Array).set(values as unknown as Float32Array);
+    } else if (direct && values.length === out.length) {
       for (let i = 0; i < out.length; i++) {
         const v = values[i];
         out[i] = Number.isFinite(v) || isFloat(dtype) ? v : 0;

@@ -200,6 +200,55 @@ describe('compile-time folding of host steps on constants', () => {
     expect(got.shape).toEqual(want.shape);
     Array.from(got.numbers()).forEach((v, i) => expect(v).toBeCloseTo(Array.from(want.numbers())[i], 5));
   });
+
+  it('stores a large weight transposed (no Transpose kernel on every run), in place of the original', async () => {
+    // 8192 elements: past the host-value limit, so before this fold it was a kernel step.
+    const [K, N] = [64, 128];
+    const w = Tensor.fromNumbers('f32', [N, K], Array.from({ length: N * K }, (_, i) => Math.cos(i * 0.37)));
+    const model = modelOf(buildModel({
+      inputs: [{ name: 'x', dtype: 'f32', shape: ['batch', K] }],
+      outputs: [{ name: 'y', dtype: 'f32', shape: undefined }],
+      initializers: { w },
+      nodes: [
+        { op: 'Transpose', inputs: ['w'], outputs: ['wt'], attributes: { perm: [1, 0] } },
+        { op: 'MatMul', inputs: ['x', 'wt'], outputs: ['y'] },
+      ],
+    }));
+    const compiled = await compileWasm(model);
+    expect(compiled.program.steps.map((s) => compiled.program.nodes[s.node].op)).toEqual(['MatMul']);
+    expect(compiled.program.weights.map((e) => e.name)).toEqual(['wt']);
+    const session = await load(await encodeBundle(compiled));
+    const x = Tensor.fromNumbers('f32', [2, K], Array.from({ length: 2 * K }, (_, i) => Math.sin(i)));
+    const got = (await session.run({ x })).get('y')!;
+    const want = reference(model, { x }).get('y')!;
+    Array.from(got.numbers()).forEach((v, i) => expect(v).toBeCloseTo(Array.from(want.numbers())[i], 4));
+  });
+});
+
+describe('activation plans across decode steps', () => {
+  const dir = path.join(MODELS_DIR, 'genai-static-scatter-bias-decoder');
+  it('a static-cache decoder reuses one plan for every position, refreshing its position-dependent host values', async () => {
+    const model = (await import('../src/onnx/load.js')).loadModel;
+    const decoder = await model(path.join(dir, 'model.onnx'));
+    const bundle = await encodeBundle(await compileWasm(decoder));
+    const { discoverBindings, stepFeeds } = await import('../src/runtime/generate.js');
+    const session = await load(bundle);
+    const bindings = discoverBindings(session.signature.inputs, session.signature.outputs);
+    // One token at positions 1..12 over a zero cache: the same shapes, new position values.
+    const steps = Array.from({ length: 12 }, (_, p) => stepFeeds(bindings, [7 + p], p + 1, undefined));
+    const reused = [];
+    for (const feeds of steps) reused.push((await session.run(feeds)).get('logits')!);
+    const plans = (session as unknown as { plans: Map<string, unknown> }).plans;
+    expect(plans.size).toBe(1);
+    // Each position alone, from a fresh session (a plan built for exactly that position), and the reference.
+    for (const [i, feeds] of steps.entries()) {
+      const fresh = (await (await load(bundle)).run(feeds)).get('logits')!;
+      expect(Array.from(reused[i].numbers()), `position ${i + 1}`).toEqual(Array.from(fresh.numbers()));
+      const want = interpret(decoder.graph, feeds, { opsets: decoder.opsets }).get('logits')!;
+      const scale = Math.max(...Array.from(want.numbers(), Math.abs));
+      Array.from(fresh.numbers()).forEach((v, k) => expect(Math.abs(v - want.numbers()[k])).toBeLessThan(1e-4 * scale));
+    }
+  });
 });
 
 describe('runtime modules are browser-safe', () => {

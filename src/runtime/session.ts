@@ -3,6 +3,12 @@
  * and an activation arena planned by liveness per input-shape signature (cached), kernels
  * launched with byte offsets, views aliasing buffers, host steps evaluated in JS.
  * Browser-safe: no `node:` imports.
+ *
+ * A decode loop asks for a new plan at every step (new positions; with a growing cache, new
+ * shapes). Two things keep that cheap: each step's inference and launch scalars are memoized
+ * against its input shapes and host values (StepMemo), and a plan whose kernels never took a
+ * shape from the host-read inputs' values is kept by shapes alone and refreshed by re-running
+ * the few host steps that read those values (ValueFreeSteps, refreshPlan).
  */
 import { LlmccError, describeNode } from '../../ir/errors.js';
 import type { Node, TensorType } from '../../ir/graph.js';
@@ -103,6 +109,21 @@ interface Plan {
   actions: Action[];
   /** Graph outputs: a JS tensor, or where to read it. */
   outputs: { name: string; tensor?: Tensor; storage?: Storage; shape: number[] }[];
+  /** Present when the plan holds for other values of the host-read inputs (see refreshPlan). */
+  valueFree?: ValueFreeSteps;
+}
+
+/**
+ * The host steps of a plan that read the host-read inputs' values (directly or through other
+ * host steps) when nothing else in the plan does: no kernel's shapes came from those values.
+ * A decode step of a static-cache model differs from the last one only there (positions,
+ * write index), so the plan is reused after re-running these few steps (refreshPlan).
+ */
+interface ValueFreeSteps {
+  steps: { index: number; inputs: (Tensor | undefined)[]; outputShapes: number[][] }[];
+  /** Per value these steps make: the upload actions that write it and the graph outputs that return it. */
+  uploads: Map<string, number[]>;
+  outputs: Map<string, number[]>;
 }
 
 /** A carried input as one run sees it: where it is read and where its output goes. */
@@ -125,6 +146,49 @@ interface PreparedStep {
 }
 
 const PLAN_CACHE_LIMIT = 32;
+
+/**
+ * What one step worked out the last time a plan was built: its output shapes, host outputs and
+ * launch scalars. Reused when the step's inputs have the same shapes and host values again,
+ * which in a decode loop is most steps (only those near the cache and positions change), so a
+ * new plan costs a walk of the schedule, not every op's inference and launch arithmetic.
+ */
+interface StepMemo {
+  inputShapes: (readonly number[] | undefined)[];
+  /** Host values of the inputs (graph inputs read on the host, host-step results); weights are constant. */
+  inputValues: (Tensor | undefined)[];
+  outputShapes: number[][];
+  /** Inputs whose values the op's shape inference read. */
+  constantsRead?: number[];
+  hostOutputs?: Tensor[];
+  scalars?: number[];
+  scratchBytes?: number;
+  /** How threads share the launch (kernels with a row split, when the session has threads). */
+  split?: { units: number; step: number };
+}
+
+function sameShape(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sameValue(a: Tensor | undefined, b: Tensor | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b || a.dtype !== b.dtype || !sameShape(a.shape, b.shape)) return false;
+  const x = a.data, y = b.data;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+function memoHolds(memo: StepMemo | undefined, shapes: readonly (readonly number[] | undefined)[], values: readonly (Tensor | undefined)[]): memo is StepMemo {
+  if (!memo) return false;
+  for (let i = 0; i < shapes.length; i++) {
+    if (!sameShape(memo.inputShapes[i], shapes[i]) || !sameValue(memo.inputValues[i], values[i])) return false;
+  }
+  return true;
+}
 const MAX_PAGES = WASM32_MAX_BYTES / WASM_PAGE;
 
 export async function createSession(parts: ProgramParts, options: SessionOptions = {}): Promise<RuntimeSession> {
@@ -152,6 +216,10 @@ class WasmSession implements RuntimeSession {
   private readonly indexBounds: Map<string, IndexBound[]>;
   private readonly hostWeights = new Map<string, Tensor>();
   private readonly plans = new Map<string, Plan>();
+  /** Value-free plans by shapes alone (see ValueFreeSteps). */
+  private readonly valueFreePlans = new Map<string, Plan>();
+  /** Per step, what the last plan built computed (see StepMemo). */
+  private stepMemos: (StepMemo | undefined)[] = [];
   private readonly opsets: Map<string, number>;
   /** Bytes reserved after the weights for carried values; activation plans start after them. */
   private carriedBytes = 0;
@@ -242,6 +310,7 @@ class WasmSession implements RuntimeSession {
     const pool = this.pool;
     this.pool = undefined;
     this.plans.clear(); // plans hold calls into the pool
+    this.valueFreePlans.clear();
     await pool?.close();
   }
 
@@ -311,6 +380,7 @@ class WasmSession implements RuntimeSession {
     }
     this.carriedBytes = offset - this.weightsEnd();
     this.plans.clear(); // every plan's activations move past the new reservation
+    this.valueFreePlans.clear();
     this.ensureBytes(offset);
     const state = { buffers: layout, parity: 0 as 0 | 1 };
     const reset = (): void => {
@@ -410,17 +480,51 @@ class WasmSession implements RuntimeSession {
   }
 
   private planFor(inputs: ReadonlyMap<string, Tensor>, carried: ReadonlyMap<string, CarriedInput>): Plan {
-    const key = JSON.stringify([
+    const shapeKey = JSON.stringify([
       this.program.inputs.map((i) => inputs.get(i.name)?.shape ?? carried.get(i.name)!.shape),
-      this.program.memory.hostReadInputs.map((name) => Array.from(inputs.get(name)!.numbers())),
       [...carried.values()].map((c) => [c.offset, c.outputOffset]),
     ]);
+    const template = this.valueFreePlans.get(shapeKey);
+    if (template && this.refreshPlan(template, inputs)) return template;
+    const key = JSON.stringify([shapeKey, this.program.memory.hostReadInputs.map((name) => Array.from(inputs.get(name)!.numbers()))]);
     let plan = this.plans.get(key);
     if (plan) return plan;
     plan = this.buildPlan(inputs, carried);
     if (this.plans.size >= PLAN_CACHE_LIMIT) this.plans.delete(this.plans.keys().next().value as string);
     this.plans.set(key, plan);
+    if (plan.valueFree) {
+      if (this.valueFreePlans.size >= PLAN_CACHE_LIMIT) this.valueFreePlans.delete(this.valueFreePlans.keys().next().value as string);
+      this.valueFreePlans.set(shapeKey, plan);
+    }
     return plan;
+  }
+
+  /**
+   * Makes a value-free plan fit new values of the host-read inputs: re-runs its value-reading
+   * host steps and swaps their results into the uploads and outputs. False (plan untouched)
+   * when a result's shape differs from the plan's: then the plan does not hold.
+   */
+  private refreshPlan(plan: Plan, inputs: ReadonlyMap<string, Tensor>): boolean {
+    const free = plan.valueFree!;
+    const fresh = new Map<string, Tensor>();
+    for (const name of this.program.memory.hostReadInputs) fresh.set(name, inputs.get(name)!);
+    for (const { index, inputs: built, outputShapes } of free.steps) {
+      const { node, op } = this.steps[index];
+      const results = op.evaluate({
+        node, opset: this.opsets.get(node.domain) ?? 1, attrs: new Attrs(node),
+        inputs: node.inputs.map((n, i) => (n ? fresh.get(n) ?? built[i] : undefined)),
+        runSubgraph: () => { throw new LlmccError('subgraphs are not supported on wasm', describeNode(node)); },
+      });
+      for (let k = 0; k < node.outputs.length; k++) {
+        const name = node.outputs[k];
+        if (!name) continue;
+        if (!sameShape(results[k]?.shape, outputShapes[k])) return false;
+        fresh.set(name, results[k]);
+      }
+    }
+    for (const [name, at] of free.uploads) for (const i of at) (plan.actions[i] as Extract<Action, { kind: 'upload' }>).tensor = fresh.get(name)!;
+    for (const [name, at] of free.outputs) for (const i of at) plan.outputs[i].tensor = fresh.get(name)!;
+    return true;
   }
 
   private buildPlan(inputs: ReadonlyMap<string, Tensor>, carried: ReadonlyMap<string, CarriedInput>): Plan {
@@ -440,6 +544,11 @@ class WasmSession implements RuntimeSession {
       const w = this.weightsByName.get(name);
       return w && !inputs.has(name) && !carried.has(name) ? this.weightTensor(w) : undefined;
     };
+    // Host values that come from the host-read inputs' values, and the steps that make them.
+    const dynamic = new Set(this.program.memory.hostReadInputs.filter((name) => inputs.has(name)));
+    const dynamicSteps: ValueFreeSteps['steps'] = [];
+    const dynamicUploads = new Map<string, number[]>();
+    let readsValues = false;
     const shapeOf = (name: string): number[] => {
       const known = shapes.get(name);
       if (known) return known;
@@ -477,31 +586,53 @@ class WasmSession implements RuntimeSession {
     this.steps.forEach((step, index) => {
       const { node } = step;
       const present = node.inputs.map((n) => n || undefined);
-      const opset = this.opsets.get(node.domain) ?? 1;
-      const attrs = new Attrs(node);
+      const inputShapes = present.map((n) => (n ? shapeOf(n) : undefined));
+      const inputValues = present.map((n) => (n ? hostValues.get(n) : undefined));
+      let memo = this.stepMemos[index];
+      const reuse = memoHolds(memo, inputShapes, inputValues);
       if (step.kind === 'host') {
-        const evalInputs = present.map((n) => {
+        const evalInputs = present.map((n, i) => {
           if (!n) return undefined;
-          return hostValue(n) ?? Tensor.zeros(values[n].dtype, shapeOf(n)); // Shape/Size read only the shape
+          return hostValue(n) ?? Tensor.zeros(values[n].dtype, inputShapes[i]!); // Shape/Size read only the shape
         });
-        const outputs = step.op.evaluate({
-          node, opset, attrs, inputs: evalInputs,
-          runSubgraph: () => { throw new LlmccError('subgraphs are not supported on wasm', describeNode(node)); },
-        });
+        if (!reuse) {
+          const hostOutputs = step.op.evaluate({
+            node, opset: this.opsets.get(node.domain) ?? 1, attrs: new Attrs(node), inputs: evalInputs,
+            runSubgraph: () => { throw new LlmccError('subgraphs are not supported on wasm', describeNode(node)); },
+          });
+          memo = { inputShapes, inputValues, outputShapes: hostOutputs.map((t) => (t ? [...t.shape] : [])), hostOutputs };
+          this.stepMemos[index] = memo;
+        }
+        const outputs = memo!.hostOutputs!;
+        const fromValues = present.some((n) => n && dynamic.has(n));
+        if (fromValues) dynamicSteps.push({ index, inputs: evalInputs, outputShapes: memo!.outputShapes });
         node.outputs.forEach((name, k) => {
           if (!name) return;
           const t = outputs[k];
           hostValues.set(name, t);
-          shapes.set(name, [...t.shape]);
+          shapes.set(name, memo!.outputShapes[k]);
+          if (fromValues) dynamic.add(name);
           if (values[name]?.inArena) {
             const s = newStorage(arenaBytes(t.dtype, t.size), index);
             storages.set(name, s);
+            if (fromValues) dynamicUploads.set(name, [...(dynamicUploads.get(name) ?? []), actions.length]);
             actions.push({ kind: 'upload', storage: s, tensor: t, what: `value '${name}'` });
           }
         });
         return;
       }
-      const outTypes = this.inferConcrete(step, present, shapeOf, hostValue);
+      if (!reuse) {
+        const constantsRead: number[] = [];
+        const readConstant = (name: string): Tensor | undefined => {
+          constantsRead.push(present.indexOf(name));
+          return hostValue(name);
+        };
+        memo = { inputShapes, inputValues, outputShapes: this.inferConcrete(step, present, shapeOf, readConstant), constantsRead };
+        this.stepMemos[index] = memo;
+      }
+      // Shapes from the host-read inputs' values: the plan holds for these values only.
+      if (memo!.constantsRead!.some((i) => i >= 0 && dynamic.has(present[i]!))) readsValues = true;
+      const outTypes = memo!.outputShapes;
       node.outputs.forEach((name, k) => { if (name) shapes.set(name, outTypes[k]); });
       for (const n of present) if (n && values[n]?.inArena) storageOf(n).last = index;
       if (step.kind === 'view') {
@@ -514,16 +645,20 @@ class WasmSession implements RuntimeSession {
         storages.set(name, s);
         return s;
       });
-      const launch: LaunchShapes = {
-        inputs: present.map((n) => (n ? shapeOf(n) : undefined)),
-        outputs: node.outputs.map((n) => (n ? shapes.get(n)! : [])),
-      };
-      if (launch.outputs.every((s) => sizeOf(s) === 0) && node.outputs.some((n) => n)) return; // nothing to compute
-      const scratch = step.kernel!.scratchBytes ? newStorage(step.kernel!.scratchBytes(node, launch), index) : undefined;
-      const scalars = step.kernel!.args(node, launch);
+      if (outTypes.every((s) => sizeOf(s) === 0) && node.outputs.some((n) => n)) return; // nothing to compute
+      if (memo!.scalars === undefined) {
+        const launch: LaunchShapes = { inputs: inputShapes.map((s) => (s ? [...s] : undefined)), outputs: outTypes };
+        memo!.scratchBytes = step.kernel!.scratchBytes ? step.kernel!.scratchBytes(node, launch) : undefined;
+        memo!.scalars = step.kernel!.args(node, launch);
+        const pool = this.pool;
+        const split = pool ? splitterOf(step.kernel)?.rowSplit(node, launch) : undefined;
+        if (split) memo!.split = split;
+      }
+      const scratch = memo!.scratchBytes !== undefined ? newStorage(memo!.scratchBytes, index) : undefined;
+      const scalars = memo!.scalars!;
       const inStorages = present.filter((n): n is string => !!n).map(storageOf);
       const pool = this.pool;
-      const split = pool ? splitterOf(step.kernel)?.rowSplit(node, launch) : undefined;
+      const split = pool ? memo!.split : undefined;
       actions.push(() => {
         const args = [...inStorages.map((s) => s.offset), ...outStorages.map((s) => s.offset), ...(scratch ? [scratch.offset] : []), ...scalars];
         if (!pool || !split) return { kind: 'call', node, fn: step.fn!, args };
@@ -533,8 +668,10 @@ class WasmSession implements RuntimeSession {
       });
     });
 
-    const outputs: Plan['outputs'] = this.program.outputs.map(({ name }) => {
+    const dynamicOutputs = new Map<string, number[]>();
+    const outputs: Plan['outputs'] = this.program.outputs.map(({ name }, i) => {
       const shape = shapeOf(name);
+      if (dynamic.has(name) && hostValues.has(name)) dynamicOutputs.set(name, [...(dynamicOutputs.get(name) ?? []), i]);
       const tensor = hostValues.get(name) ?? (this.weightsByName.has(name) && !inputs.has(name) ? hostValue(name) : undefined);
       if (tensor) return { name, tensor, shape };
       const storage = storages.get(name);
@@ -559,6 +696,7 @@ class WasmSession implements RuntimeSession {
       inputs: planInputs,
       actions: actions.map((a, i) => (typeof a === 'function' ? a(i) : a)),
       outputs,
+      valueFree: readsValues ? undefined : { steps: dynamicSteps, uploads: dynamicUploads, outputs: dynamicOutputs },
     };
   }
 

@@ -108,20 +108,29 @@ export interface LiveBuffer {
 /**
  * Places buffers from `base` by liveness: in order of first use (larger first on ties), each
  * takes the lowest offset not overlapping a buffer alive at the same time. Returns the end.
+ *
+ * In that order every placed buffer starts no later than the one being placed, so it overlaps
+ * in time exactly when it is still alive at the new one's first step: the buffers kept in
+ * `alive` (sorted by offset), from which those that died are dropped for good.
  */
 export function placeByLiveness(buffers: readonly LiveBuffer[], base: number): number {
   const order = [...buffers].sort((a, b) => a.first - b.first || b.bytes - a.bytes);
-  const placed: LiveBuffer[] = [];
+  let alive: LiveBuffer[] = [];
   let end = base;
   for (const s of order) {
-    const overlapping = placed.filter((p) => p.first <= s.last && s.first <= p.last).sort((a, b) => a.offset - b.offset);
+    alive = alive.filter((p) => p.last >= s.first);
     let offset = base;
-    for (const p of overlapping) {
+    let at = 0;
+    for (; at < alive.length; at++) {
+      const p = alive[at];
       if (offset + s.bytes <= p.offset) break;
       offset = Math.max(offset, p.offset + p.bytes);
     }
     s.offset = offset;
-    placed.push(s);
+    // Keep `alive` sorted by offset: after every buffer that starts at or below this one.
+    let insert = 0;
+    while (insert < alive.length && alive[insert].offset <= offset) insert++;
+    alive.splice(insert, 0, s);
     end = Math.max(end, offset + s.bytes);
   }
   return end;

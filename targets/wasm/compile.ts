@@ -45,6 +45,8 @@ export const HOST_OPS: ReadonlySet<string> = new Set([
 
 /** Ops that read only their input's shape, never its values. */
 const SHAPE_ONLY_OPS: ReadonlySet<string> = new Set(['Shape', 'Size']);
+/** Ops that only move a tensor's elements: on constants, folded at compile time whatever the size. */
+const REARRANGING_OPS: ReadonlySet<string> = new Set(['Transpose', 'Identity']);
 
 /** Shown in every unsupported report; conformance treats this prefix as UNSUPPORTED. */
 export const UNSUPPORTED_PREFIX = `target ${WASM_TARGET} does not support`;
@@ -319,6 +321,18 @@ export async function classify(model: Model): Promise<Classified> {
         if (!name) return;
         constants.set(name, value);
         host.add(name);
+      });
+      continue;
+    }
+    if (node.domain === '' && REARRANGING_OPS.has(node.op) && present.length > 0 && present.every(isConstant)) {
+      // A weight rearranged by the graph (torch exports Linear as MatMul(x, Transpose(W))): stored
+      // rearranged, so no kernel redoes it on every run. Same element count, so no larger bundle.
+      const inputs = node.inputs.map((n) => (n ? constants.get(n) ?? graph.initializers.get(n)!.load() : undefined));
+      evaluateConstant(model, node, inputs).forEach((value, k) => {
+        const name = node.outputs[k];
+        if (!name) return;
+        constants.set(name, value);
+        if (value.size <= CONSTANT_LIMIT) host.add(name);
       });
       continue;
     }
