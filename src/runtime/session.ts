@@ -104,6 +104,14 @@ type Action =
   | { kind: 'call'; fn: (...args: number[]) => unknown; args: number[]; node: Node }
   | { kind: 'upload'; storage: Storage; tensor: Tensor; what: string };
 
+/** A kernel call before placement. */
+interface PendingCall {
+  step: PreparedStep;
+  buffers: Storage[];
+  scalars: number[];
+  split?: { units: number; step: number };
+}
+
 interface Plan {
   inputs: { name: string; storage: Storage }[];
   actions: Action[];
@@ -582,7 +590,8 @@ class WasmSession implements RuntimeSession {
       storages.set(name, { bytes: 0, first: -1, last: -1, offset: c.offset, fixed: true });
     }
 
-    const actions: (Action | ((i: number) => Action))[] = [];
+    // Kernel calls wait for the placement for their offsets.
+    const actions: (Action | PendingCall)[] = [];
     this.steps.forEach((step, index) => {
       const { node } = step;
       const present = node.inputs.map((n) => n || undefined);
@@ -656,16 +665,12 @@ class WasmSession implements RuntimeSession {
       }
       const scratch = memo!.scratchBytes !== undefined ? newStorage(memo!.scratchBytes, index) : undefined;
       const scalars = memo!.scalars!;
-      const inStorages = present.filter((n): n is string => !!n).map(storageOf);
-      const pool = this.pool;
-      const split = pool ? memo!.split : undefined;
-      actions.push(() => {
-        const args = [...inStorages.map((s) => s.offset), ...outStorages.map((s) => s.offset), ...(scratch ? [scratch.offset] : []), ...scalars];
-        if (!pool || !split) return { kind: 'call', node, fn: step.fn!, args };
-        // Each thread computes its share of the rows; the shares are fixed per plan.
-        const shares = pool.shareArgs(args, split.units, split.step);
-        return { kind: 'call', node, fn: () => pool.run(step.exportName!, shares), args };
-      });
+      // Buffers in argument order (the offsets are known once placed), then the scalars.
+      const buffers: Storage[] = [];
+      for (const n of present) if (n) buffers.push(storageOf(n));
+      for (const s of outStorages) buffers.push(s);
+      if (scratch) buffers.push(scratch);
+      actions.push({ step, buffers, scalars, split: this.pool ? memo!.split : undefined });
     });
 
     const dynamicOutputs = new Map<string, number[]>();
@@ -694,10 +699,22 @@ class WasmSession implements RuntimeSession {
     this.ensureBytes(end);
     return {
       inputs: planInputs,
-      actions: actions.map((a, i) => (typeof a === 'function' ? a(i) : a)),
+      actions: actions.map((a) => ('kind' in a ? a : this.callOf(a))),
       outputs,
       valueFree: readsValues ? undefined : { steps: dynamicSteps, uploads: dynamicUploads, outputs: dynamicOutputs },
     };
+  }
+
+  /** A kernel call of a placed plan: its buffers' offsets, then its scalars. */
+  private callOf({ step, buffers, scalars, split }: PendingCall): Action {
+    const args = new Array<number>(buffers.length + scalars.length);
+    for (let i = 0; i < buffers.length; i++) args[i] = buffers[i].offset;
+    for (let i = 0; i < scalars.length; i++) args[buffers.length + i] = scalars[i];
+    const pool = this.pool;
+    if (!pool || !split) return { kind: 'call', node: step.node, fn: step.fn!, args };
+    // Each thread computes its share of the rows; the shares are fixed per plan.
+    const shares = pool.shareArgs(args, split.units, split.step);
+    return { kind: 'call', node: step.node, fn: () => pool.run(step.exportName!, shares), args };
   }
 
   /** Output shapes of a kernel or view step from its op's `infer` on concrete inputs. */
