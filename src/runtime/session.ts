@@ -3,29 +3,18 @@
  * and an activation arena planned by liveness per input-shape signature (cached), kernels
  * launched with byte offsets, views aliasing buffers, host steps evaluated in JS.
  * Browser-safe: no `node:` imports.
- *
- * A decode loop asks for a new plan at every step (new positions; with a growing cache, new
- * shapes). Two things keep that cheap: each step's inference and launch scalars are memoized
- * against its input shapes and host values (StepMemo), and a plan whose kernels never took a
- * shape from the host-read inputs' values is kept by shapes alone and refreshed by re-running
- * the few host steps that read those values (ValueFreeSteps, refreshPlan).
+ * Plans (shapes, buffers, actions per run signature) are built in plan.ts.
  */
 import { LlmccError, describeNode } from '../../ir/errors.js';
-import type { Node, TensorType } from '../../ir/graph.js';
-import { Attrs } from '../../ir/ops/attrs.js';
+import type { TensorType } from '../../ir/graph.js';
 import { lookupOp } from '../../ir/ops/registry.js';
-import { inferConcreteShapes } from '../../ir/concrete-shapes.js';
-import type { OpDef } from '../../ir/ops/types.js';
 import { Tensor, sizeOf } from '../../ir/tensor.js';
-import {
-  ARENA_ALIGN, WASM32_MAX_BYTES, WASM_PAGE, type LiveBuffer, alignUp, arenaBytes, placeByLiveness, readFromArena, writeToArena,
-} from '../../targets/wasm/arena.js';
-import type { LaunchShapes, WasmKernelDef } from '../../targets/wasm/kernel-def.js';
+import { WASM32_MAX_BYTES, WASM_PAGE, alignUp, arenaBytes, readFromArena, writeToArena } from '../../targets/wasm/arena.js';
 import { wasmKernelTable } from '../../targets/wasm/links.js';
 import { type WasmProgram, type WeightEntry, deserializeNode } from '../../targets/wasm/program.js';
 import { decodeWeight } from '../../targets/wasm/weights.js';
 import { type WeightStream, placeWeight } from './weight-placement.js';
-import type { RowSplitKernel } from '../../targets/wasm/kernels/lut/common.js';
+import { type CarriedInput, type Plan, type PlanContext, type PreparedStep, type StepMemo, PlanBuilder, refreshPlan, splitterOf } from './plan.js';
 import type { WasmThreadPool } from './threads.js';
 
 export type Feeds = Record<string, Tensor> | ReadonlyMap<string, Tensor>;
@@ -94,109 +83,7 @@ export interface ProgramParts {
   weights: Uint8Array | WeightStream;
 }
 
-/** A buffer in the arena, shared by a value and the views aliasing it. */
-interface Storage extends LiveBuffer {
-  /** Placed once, outside the liveness plan (weights, carried caches). */
-  fixed: boolean;
-}
-
-type Action =
-  | { kind: 'call'; fn: (...args: number[]) => unknown; args: number[]; node: Node }
-  | { kind: 'upload'; storage: Storage; tensor: Tensor; what: string };
-
-/** A kernel call before placement. */
-interface PendingCall {
-  step: PreparedStep;
-  buffers: Storage[];
-  scalars: number[];
-  split?: { units: number; step: number };
-}
-
-interface Plan {
-  inputs: { name: string; storage: Storage }[];
-  actions: Action[];
-  /** Graph outputs: a JS tensor, or where to read it. */
-  outputs: { name: string; tensor?: Tensor; storage?: Storage; shape: number[] }[];
-  /** Present when the plan holds for other values of the host-read inputs (see refreshPlan). */
-  valueFree?: ValueFreeSteps;
-}
-
-/**
- * The host steps of a plan that read the host-read inputs' values (directly or through other
- * host steps) when nothing else in the plan does: no kernel's shapes came from those values.
- * A decode step of a static-cache model differs from the last one only there (positions,
- * write index), so the plan is reused after re-running these few steps (refreshPlan).
- */
-interface ValueFreeSteps {
-  steps: { index: number; inputs: (Tensor | undefined)[]; outputShapes: number[][] }[];
-  /** Per value these steps make: the upload actions that write it and the graph outputs that return it. */
-  uploads: Map<string, number[]>;
-  outputs: Map<string, number[]>;
-}
-
-/** A carried input as one run sees it: where it is read and where its output goes. */
-interface CarriedInput {
-  output: string;
-  shape: number[];
-  capacity: number;
-  offset: number;
-  outputOffset: number;
-}
-
-interface PreparedStep {
-  kind: 'kernel' | 'view' | 'host';
-  node: Node;
-  op: OpDef;
-  kernel?: WasmKernelDef;
-  fn?: (...args: number[]) => unknown;
-  /** The kernel's export name (what worker threads call). */
-  exportName?: string;
-}
-
 const PLAN_CACHE_LIMIT = 32;
-
-/**
- * What one step worked out the last time a plan was built: its output shapes, host outputs and
- * launch scalars. Reused when the step's inputs have the same shapes and host values again,
- * which in a decode loop is most steps (only those near the cache and positions change), so a
- * new plan costs a walk of the schedule, not every op's inference and launch arithmetic.
- */
-interface StepMemo {
-  inputShapes: (readonly number[] | undefined)[];
-  /** Host values of the inputs (graph inputs read on the host, host-step results); weights are constant. */
-  inputValues: (Tensor | undefined)[];
-  outputShapes: number[][];
-  /** Inputs whose values the op's shape inference read. */
-  constantsRead?: number[];
-  hostOutputs?: Tensor[];
-  scalars?: number[];
-  scratchBytes?: number;
-  /** How threads share the launch (kernels with a row split, when the session has threads). */
-  split?: { units: number; step: number };
-}
-
-function sameShape(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
-  if (a === b) return true;
-  if (!a || !b || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function sameValue(a: Tensor | undefined, b: Tensor | undefined): boolean {
-  if (a === b) return true;
-  if (!a || !b || a.dtype !== b.dtype || !sameShape(a.shape, b.shape)) return false;
-  const x = a.data, y = b.data;
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
-  return true;
-}
-
-function memoHolds(memo: StepMemo | undefined, shapes: readonly (readonly number[] | undefined)[], values: readonly (Tensor | undefined)[]): memo is StepMemo {
-  if (!memo) return false;
-  for (let i = 0; i < shapes.length; i++) {
-    if (!sameShape(memo.inputShapes[i], shapes[i]) || !sameValue(memo.inputValues[i], values[i])) return false;
-  }
-  return true;
-}
 const MAX_PAGES = WASM32_MAX_BYTES / WASM_PAGE;
 
 export async function createSession(parts: ProgramParts, options: SessionOptions = {}): Promise<RuntimeSession> {
@@ -493,11 +380,11 @@ class WasmSession implements RuntimeSession {
       [...carried.values()].map((c) => [c.offset, c.outputOffset]),
     ]);
     const template = this.valueFreePlans.get(shapeKey);
-    if (template && this.refreshPlan(template, inputs)) return template;
+    if (template && refreshPlan(this.planContext(), template, inputs)) return template;
     const key = JSON.stringify([shapeKey, this.program.memory.hostReadInputs.map((name) => Array.from(inputs.get(name)!.numbers()))]);
     let plan = this.plans.get(key);
     if (plan) return plan;
-    plan = this.buildPlan(inputs, carried);
+    plan = new PlanBuilder(this.planContext(), inputs, carried).build();
     if (this.plans.size >= PLAN_CACHE_LIMIT) this.plans.delete(this.plans.keys().next().value as string);
     this.plans.set(key, plan);
     if (plan.valueFree) {
@@ -507,242 +394,18 @@ class WasmSession implements RuntimeSession {
     return plan;
   }
 
-  /**
-   * Makes a value-free plan fit new values of the host-read inputs: re-runs its value-reading
-   * host steps and swaps their results into the uploads and outputs. False (plan untouched)
-   * when a result's shape differs from the plan's: then the plan does not hold.
-   */
-  private refreshPlan(plan: Plan, inputs: ReadonlyMap<string, Tensor>): boolean {
-    const free = plan.valueFree!;
-    const fresh = new Map<string, Tensor>();
-    for (const name of this.program.memory.hostReadInputs) fresh.set(name, inputs.get(name)!);
-    for (const { index, inputs: built, outputShapes } of free.steps) {
-      const { node, op } = this.steps[index];
-      const results = op.evaluate({
-        node, opset: this.opsets.get(node.domain) ?? 1, attrs: new Attrs(node),
-        inputs: node.inputs.map((n, i) => (n ? fresh.get(n) ?? built[i] : undefined)),
-        runSubgraph: () => { throw new LlmccError('subgraphs are not supported on wasm', describeNode(node)); },
-      });
-      for (let k = 0; k < node.outputs.length; k++) {
-        const name = node.outputs[k];
-        if (!name) continue;
-        if (!sameShape(results[k]?.shape, outputShapes[k])) return false;
-        fresh.set(name, results[k]);
-      }
-    }
-    for (const [name, at] of free.uploads) for (const i of at) (plan.actions[i] as Extract<Action, { kind: 'upload' }>).tensor = fresh.get(name)!;
-    for (const [name, at] of free.outputs) for (const i of at) plan.outputs[i].tensor = fresh.get(name)!;
-    return true;
-  }
-
-  private buildPlan(inputs: ReadonlyMap<string, Tensor>, carried: ReadonlyMap<string, CarriedInput>): Plan {
-    const values = this.program.values;
-    const shapes = new Map<string, number[]>();
-    const hostValues = new Map<string, Tensor>();
-    const storages = new Map<string, Storage>();
-    const planned: Storage[] = [];
-    const newStorage = (bytes: number, first: number): Storage => {
-      const s: Storage = { bytes: alignUp(bytes, ARENA_ALIGN), first, last: first, offset: 0, fixed: false };
-      planned.push(s);
-      return s;
-    };
-    const hostValue = (name: string): Tensor | undefined => {
-      const known = hostValues.get(name);
-      if (known) return known;
-      const w = this.weightsByName.get(name);
-      return w && !inputs.has(name) && !carried.has(name) ? this.weightTensor(w) : undefined;
-    };
-    // Host values that come from the host-read inputs' values, and the steps that make them.
-    const dynamic = new Set(this.program.memory.hostReadInputs.filter((name) => inputs.has(name)));
-    const dynamicSteps: ValueFreeSteps['steps'] = [];
-    const dynamicUploads = new Map<string, number[]>();
-    let readsValues = false;
-    const shapeOf = (name: string): number[] => {
-      const known = shapes.get(name);
-      if (known) return known;
-      const w = this.weightsByName.get(name);
-      if (w) return w.shape;
-      throw new LlmccError(`internal error: no shape for value '${name}'`);
-    };
-    const storageOf = (name: string): Storage => {
-      let s = storages.get(name);
-      if (!s) {
-        const w = this.weightsByName.get(name);
-        if (w?.arenaOffset === undefined) throw new LlmccError(`internal error: value '${name}' has no arena buffer`);
-        s = { bytes: 0, first: -1, last: -1, offset: this.weightBase + w.arenaOffset, fixed: true };
-        storages.set(name, s);
-      }
-      return s;
-    };
-
-    const planInputs: Plan['inputs'] = [];
-    for (const [name, tensor] of inputs) {
-      shapes.set(name, [...tensor.shape]);
-      if (values[name]?.host) hostValues.set(name, tensor);
-      if (values[name]?.inArena) {
-        const s = newStorage(arenaBytes(tensor.dtype, tensor.size), -1);
-        storages.set(name, s);
-        planInputs.push({ name, storage: s });
-      }
-    }
-    for (const [name, c] of carried) {
-      shapes.set(name, c.shape);
-      storages.set(name, { bytes: 0, first: -1, last: -1, offset: c.offset, fixed: true });
-    }
-
-    // Kernel calls wait for the placement for their offsets.
-    const actions: (Action | PendingCall)[] = [];
-    this.steps.forEach((step, index) => {
-      const { node } = step;
-      const present = node.inputs.map((n) => n || undefined);
-      const inputShapes = present.map((n) => (n ? shapeOf(n) : undefined));
-      const inputValues = present.map((n) => (n ? hostValues.get(n) : undefined));
-      let memo = this.stepMemos[index];
-      const reuse = memoHolds(memo, inputShapes, inputValues);
-      if (step.kind === 'host') {
-        const evalInputs = present.map((n, i) => {
-          if (!n) return undefined;
-          return hostValue(n) ?? Tensor.zeros(values[n].dtype, inputShapes[i]!); // Shape/Size read only the shape
-        });
-        if (!reuse) {
-          const hostOutputs = step.op.evaluate({
-            node, opset: this.opsets.get(node.domain) ?? 1, attrs: new Attrs(node), inputs: evalInputs,
-            runSubgraph: () => { throw new LlmccError('subgraphs are not supported on wasm', describeNode(node)); },
-          });
-          memo = { inputShapes, inputValues, outputShapes: hostOutputs.map((t) => (t ? [...t.shape] : [])), hostOutputs };
-          this.stepMemos[index] = memo;
-        }
-        const outputs = memo!.hostOutputs!;
-        const fromValues = present.some((n) => n && dynamic.has(n));
-        if (fromValues) dynamicSteps.push({ index, inputs: evalInputs, outputShapes: memo!.outputShapes });
-        node.outputs.forEach((name, k) => {
-          if (!name) return;
-          const t = outputs[k];
-          hostValues.set(name, t);
-          shapes.set(name, memo!.outputShapes[k]);
-          if (fromValues) dynamic.add(name);
-          if (values[name]?.inArena) {
-            const s = newStorage(arenaBytes(t.dtype, t.size), index);
-            storages.set(name, s);
-            if (fromValues) dynamicUploads.set(name, [...(dynamicUploads.get(name) ?? []), actions.length]);
-            actions.push({ kind: 'upload', storage: s, tensor: t, what: `value '${name}'` });
-          }
-        });
-        return;
-      }
-      if (!reuse) {
-        const constantsRead: number[] = [];
-        const readConstant = (name: string): Tensor | undefined => {
-          constantsRead.push(present.indexOf(name));
-          return hostValue(name);
-        };
-        memo = { inputShapes, inputValues, outputShapes: this.inferConcrete(step, present, shapeOf, readConstant), constantsRead };
-        this.stepMemos[index] = memo;
-      }
-      // Shapes from the host-read inputs' values: the plan holds for these values only.
-      if (memo!.constantsRead!.some((i) => i >= 0 && dynamic.has(present[i]!))) readsValues = true;
-      const outTypes = memo!.outputShapes;
-      node.outputs.forEach((name, k) => { if (name) shapes.set(name, outTypes[k]); });
-      for (const n of present) if (n && values[n]?.inArena) storageOf(n).last = index;
-      if (step.kind === 'view') {
-        const s = storageOf(node.inputs[0]);
-        node.outputs.forEach((name) => { if (name) storages.set(name, s); });
-        return;
-      }
-      const outStorages = node.outputs.filter((n) => n).map((name) => {
-        const s = newStorage(arenaBytes(values[name].dtype, sizeOf(shapes.get(name)!)), index);
-        storages.set(name, s);
-        return s;
-      });
-      if (outTypes.every((s) => sizeOf(s) === 0) && node.outputs.some((n) => n)) return; // nothing to compute
-      if (memo!.scalars === undefined) {
-        const launch: LaunchShapes = { inputs: inputShapes.map((s) => (s ? [...s] : undefined)), outputs: outTypes };
-        memo!.scratchBytes = step.kernel!.scratchBytes ? step.kernel!.scratchBytes(node, launch) : undefined;
-        memo!.scalars = step.kernel!.args(node, launch);
-        const pool = this.pool;
-        const split = pool ? splitterOf(step.kernel)?.rowSplit(node, launch) : undefined;
-        if (split) memo!.split = split;
-      }
-      const scratch = memo!.scratchBytes !== undefined ? newStorage(memo!.scratchBytes, index) : undefined;
-      const scalars = memo!.scalars!;
-      // Buffers in argument order (the offsets are known once placed), then the scalars.
-      const buffers: Storage[] = [];
-      for (const n of present) if (n) buffers.push(storageOf(n));
-      for (const s of outStorages) buffers.push(s);
-      if (scratch) buffers.push(scratch);
-      actions.push({ step, buffers, scalars, split: this.pool ? memo!.split : undefined });
-    });
-
-    const dynamicOutputs = new Map<string, number[]>();
-    const outputs: Plan['outputs'] = this.program.outputs.map(({ name }, i) => {
-      const shape = shapeOf(name);
-      if (dynamic.has(name) && hostValues.has(name)) dynamicOutputs.set(name, [...(dynamicOutputs.get(name) ?? []), i]);
-      const tensor = hostValues.get(name) ?? (this.weightsByName.has(name) && !inputs.has(name) ? hostValue(name) : undefined);
-      if (tensor) return { name, tensor, shape };
-      const storage = storages.get(name);
-      if (storage) storage.last = this.steps.length;
-      return storage ? { name, storage, shape } : { name, shape };
-    });
-    // Carried outputs are written straight into their reserved buffer.
-    for (const c of carried.values()) {
-      const storage = storages.get(c.output);
-      const bytes = arenaBytes(values[c.output].dtype, sizeOf(shapeOf(c.output)));
-      if (!storage || (storage.fixed && storage.offset !== c.outputOffset)) {
-        throw new LlmccError(`output '${c.output}' is not written by a kernel, so it cannot stay in the wasm memory between runs`);
-      }
-      if (bytes > c.capacity) throw new LlmccError(`output '${c.output}' needs ${bytes} bytes, more than the ${c.capacity} reserved for it (raise the capacity shape)`);
-      storage.fixed = true;
-      storage.offset = c.outputOffset;
-    }
-
-    const end = placeByLiveness(planned.filter((s) => !s.fixed), this.weightsEnd() + this.carriedBytes);
-    this.ensureBytes(end);
+  private planContext(): PlanContext {
     return {
-      inputs: planInputs,
-      actions: actions.map((a) => ('kind' in a ? a : this.callOf(a))),
-      outputs,
-      valueFree: readsValues ? undefined : { steps: dynamicSteps, uploads: dynamicUploads, outputs: dynamicOutputs },
+      program: this.program, steps: this.steps, opsets: this.opsets, weightsByName: this.weightsByName,
+      weightBase: this.weightBase, stepMemos: this.stepMemos, pool: this.pool,
+      activationBase: this.weightsEnd() + this.carriedBytes,
+      weightTensor: (w) => this.weightTensor(w),
+      ensureBytes: (bytes) => this.ensureBytes(bytes),
     };
   }
 
-  /** A kernel call of a placed plan: its buffers' offsets, then its scalars. */
-  private callOf({ step, buffers, scalars, split }: PendingCall): Action {
-    const args = new Array<number>(buffers.length + scalars.length);
-    for (let i = 0; i < buffers.length; i++) args[i] = buffers[i].offset;
-    for (let i = 0; i < scalars.length; i++) args[buffers.length + i] = scalars[i];
-    const pool = this.pool;
-    if (!pool || !split) return { kind: 'call', node: step.node, fn: step.fn!, args };
-    // Each thread computes its share of the rows; the shares are fixed per plan.
-    const shares = pool.shareArgs(args, split.units, split.step);
-    return { kind: 'call', node: step.node, fn: () => pool.run(step.exportName!, shares), args };
-  }
-
-  /** Output shapes of a kernel or view step from its op's `infer` on concrete inputs. */
-  private inferConcrete(
-    step: PreparedStep,
-    present: (string | undefined)[],
-    shapeOf: (name: string) => number[],
-    hostValue: (name: string) => Tensor | undefined,
-  ): number[][] {
-    const values = this.program.values;
-    return inferConcreteShapes({
-      node: step.node,
-      op: step.op,
-      opset: this.opsets.get(step.node.domain) ?? 1,
-      inputs: present.map((n) => (n ? { dtype: values[n].dtype, shape: shapeOf(n) } : undefined)),
-      constant: (i) => (present[i] ? hostValue(present[i]!) : undefined),
-      target: 'wasm',
-      dataDependent: (name, shape) => `output '${name}' has a data-dependent shape ${shape}, which the wasm target cannot size`,
-    });
-  }
-
 }
 
-/** The kernel's row-split hook, when it has one (threads share such launches). */
-function splitterOf(kernel: WasmKernelDef | undefined): RowSplitKernel | undefined {
-  const candidate = kernel as (WasmKernelDef & Partial<RowSplitKernel>) | undefined;
-  return candidate?.rowSplit ? (candidate as WasmKernelDef & RowSplitKernel) : undefined;
-}
 
 /** A Gather whose indices are a graph input, over a weight axis of static length (token ids → embedding rows). */
 interface IndexBound {
