@@ -38,6 +38,8 @@ export interface DecodeBenchOptions {
   promptLength: number;
   maxTokens: number;
   ortThreads: number;
+  /** DecodeRunSpec.warmupTokens. */
+  warmupTokens: number;
   /** Where compiled bundles are kept; default: the model's folder. */
   bundleDir?: string;
   /** Which rows: llmcc, ort-node, ort-web. */
@@ -126,13 +128,23 @@ export async function runDecodeBench(options: DecodeBenchOptions, log: (line: st
     if (!options.nbitsModel) throw new LlmccError(`--nbits-model is needed for the ${kind} rows`);
     impls.push({ kind, label: `${kind === 'ort-web' ? 'onnxruntime-web wasm' : 'onnxruntime-node cpu'} 4-bit MatMulNBits`, model: options.nbitsModel, threads: options.ortThreads });
   }
-  return runDecodeImpls(impls, { promptIds: benchPrompt(options.promptLength), maxTokens: options.maxTokens }, log);
+  return runDecodeImpls(impls, { promptIds: benchPrompt(options.promptLength), maxTokens: options.maxTokens, warmupTokens: options.warmupTokens }, log);
 }
 
 /** What every implementation's child runs: the same prompt and generate() options. */
+/** Default DecodeRunSpec.warmupTokens: enough for V8 to tier up the runtime's JS (and ORT's). */
+export const DEFAULT_WARMUP_TOKENS = 2;
+
 export interface DecodeRunSpec {
   promptIds: number[];
   maxTokens: number;
+  /**
+   * New tokens of a warm-up generation run first in the same process, from the prompt's first
+   * token alone: its positions (0 … warmupTokens) are not the measured run's (from the prompt's
+   * length on), so it warms JIT tiers (ours and ORT's) without handing llmcc cached plans for
+   * the measured steps. 0: the measured run is the process's first.
+   */
+  warmupTokens: number;
   /** genai_config knowledge (static cache length, cache names). */
   hints?: DecoderHints;
 }
@@ -167,10 +179,10 @@ export function withRatios(results: DecodeResult[]): DecodeResult[] {
 }
 
 /** The table: one row per implementation, decode speed relative to each ORT row. */
-export function formatDecodeResults(results: DecodeResult[], options: Pick<DecodeBenchOptions, 'promptLength' | 'maxTokens' | 'ortThreads'>): string[] {
+export function formatDecodeResults(results: DecodeResult[], options: Pick<DecodeBenchOptions, 'promptLength' | 'maxTokens' | 'ortThreads' | 'warmupTokens'>): string[] {
   const ratio = (x: number | undefined): string => (x === undefined ? '-' : `${x.toFixed(2)}x`);
   const lines = [
-    `decode: prompt ${options.promptLength} tokens, ${options.maxTokens} new tokens, greedy, batch 1; ORT with ${options.ortThreads} intra-op thread(s), llmcc-wasm single-threaded`,
+    `decode: prompt ${options.promptLength} tokens, ${options.maxTokens} new tokens, greedy, batch 1; ORT with ${options.ortThreads} intra-op thread(s), llmcc-wasm single-threaded; ${options.warmupTokens > 0 ? `after a ${options.warmupTokens}-token warm-up generation at other positions` : 'no warm-up (each process\'s first generation)'}`,
     `${'implementation'.padEnd(42)} ${'load s'.padStart(7)} ${'TTFT ms'.padStart(9)} ${'tok/s'.padStart(7)} ${'peak RSS MiB'.padStart(13)} ${'tok/s vs web'.padStart(13)} ${'tok/s vs node'.padStart(14)}`,
   ];
   for (const r of results) {
@@ -261,7 +273,9 @@ export async function runDecodeChild(specJson: string): Promise<DecodeResult> {
     engine = await ortEngine(spec.impl.kind, spec.impl.model, spec.impl.threads);
   }
   const loadMs = performance.now() - started;
-  const result = await generate(engine, { promptIds: spec.promptIds, maxTokens: spec.maxTokens, ...(spec.hints ? { hints: spec.hints } : {}) });
+  const hints = spec.hints ? { hints: spec.hints } : {};
+  if (spec.warmupTokens > 0) await generate(engine, { promptIds: spec.promptIds.slice(0, 1), maxTokens: spec.warmupTokens, ...hints });
+  const result = await generate(engine, { promptIds: spec.promptIds, maxTokens: spec.maxTokens, ...hints });
   return {
     label: spec.impl.label,
     tokens: result.tokens,
@@ -281,6 +295,7 @@ export interface BenchDecodeCliOptions {
   promptLength: number;
   maxTokens: number;
   ortThreads: number;
+  warmup: number;
   bundleDir?: string;
   impls: string;
   json?: string;
@@ -302,7 +317,7 @@ export async function benchDecodeCommand(opts: BenchDecodeCliOptions): Promise<n
   if (unknown.length) throw new LlmccError(`--impls takes llmcc, ort-node, ort-web; got '${unknown.join(',')}'`);
   const options: DecodeBenchOptions = {
     model: opts.model, nbitsModel: opts.nbitsModel, bits, llmccNbits: opts.llmccNbits === true,
-    promptLength: opts.promptLength, maxTokens: opts.maxTokens, ortThreads: opts.ortThreads, bundleDir: opts.bundleDir, impls,
+    promptLength: opts.promptLength, maxTokens: opts.maxTokens, ortThreads: opts.ortThreads, bundleDir: opts.bundleDir, impls, warmupTokens: opts.warmup,
     rebuild: opts.rebuild === true,
   };
   const results = await runDecodeBench(options, (line) => process.stderr.write(`${line}\n`));

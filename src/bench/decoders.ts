@@ -12,11 +12,13 @@ import * as path from 'node:path';
 import { LlmccError } from '../../ir/errors.js';
 import { hintsFromGenaiConfig } from '../runtime/generate.js';
 import { isPipelineConfig } from '../runtime/pipeline.js';
-import { type DecodeImpl, type DecodeResult, benchPrompt, ensureBundle, formatDecodeResults, runDecodeImpls } from './decode.js';
+import { DEFAULT_WARMUP_TOKENS, type DecodeImpl, type DecodeResult, benchPrompt, ensureBundle, formatDecodeResults, runDecodeImpls } from './decode.js';
 
 export interface DecodersBenchOptions {
   modelsDir: string;
   promptLength: number;
+  /** DecodeRunSpec.warmupTokens. */
+  warmupTokens: number;
   maxTokens: number;
   ortThreads: number;
   bundleDir: string;
@@ -34,7 +36,7 @@ export function defaultModelsDir(): string {
 }
 
 export function defaultDecodersOptions(): DecodersBenchOptions {
-  return { modelsDir: defaultModelsDir(), promptLength: 4, maxTokens: 32, ortThreads: 1, bundleDir: path.join(os.tmpdir(), 'llmcc-bench-decoders'), rebuild: false };
+  return { modelsDir: defaultModelsDir(), promptLength: 4, maxTokens: 32, warmupTokens: DEFAULT_WARMUP_TOKENS, ortThreads: 1, bundleDir: path.join(os.tmpdir(), 'llmcc-bench-decoders'), rebuild: false };
 }
 
 /** Folders holding one decoder graph: model.onnx, and a genai_config.json (if any) that is not a pipeline. */
@@ -68,7 +70,7 @@ export async function runDecodersBench(options: DecodersBenchOptions, log: (line
       { kind: 'ort-node', label: 'onnxruntime-node cpu', model, threads: options.ortThreads },
     ];
     log(`${name}:`);
-    const results = await runDecodeImpls(impls, { promptIds: benchPrompt(options.promptLength), maxTokens: options.maxTokens, hints }, log);
+    const results = await runDecodeImpls(impls, { promptIds: benchPrompt(options.promptLength), maxTokens: options.maxTokens, warmupTokens: options.warmupTokens, hints }, log);
     rows.push({ model: name, results });
   }
   return rows;

@@ -12,7 +12,7 @@ import { benchTunedCommand, tuneCommand, type BenchTunedOptions, type TuneCliOpt
 import { EXIT_INVALID, reportError } from './errors.js';
 import { addLoweringFlags, addQuantFlags } from './lowering-options.js';
 import { lineProgressSink, setQuantProgressSink } from '../../passes/quant/progress.js';
-import { benchDecodeCommand, type BenchDecodeCliOptions } from '../bench/decode.js';
+import { DEFAULT_WARMUP_TOKENS, benchDecodeCommand, type BenchDecodeCliOptions } from '../bench/decode.js';
 
 function parseNumber(value: string): number {
   const n = Number(value);
@@ -165,6 +165,7 @@ function buildProgram(exit: (code: number) => void): Command {
     .option('--prompt-length <n>', 'prompt tokens', parseNumber, 8)
     .option('--max-tokens <n>', 'new tokens', parseNumber, 16)
     .option('--ort-threads <n>', 'ORT intra-op threads (llmcc-wasm runs on one)', parseNumber, 1)
+    .option('--warmup <n>', 'new tokens of a warm-up generation at other positions, before the measured one (0: none)', parseNumber, DEFAULT_WARMUP_TOKENS)
     .option('--bundle-dir <dir>', 'where compiled bundles are kept (default: next to the model; reused while newer than the model)')
     .option('--rebuild', 'compile the llmcc bundles even when up to date')
     .option('--impls <list>', 'rows: llmcc, ort-web, ort-node', 'llmcc,ort-web,ort-node')
@@ -180,6 +181,7 @@ function buildProgram(exit: (code: number) => void): Command {
     .option('--models <dir>', 'folder of model folders (model.onnx + genai_config.json)')
     .option('--prompt-length <n>', 'prompt tokens', parseNumber)
     .option('--max-tokens <n>', 'new tokens (static caches stop at their capacity)', parseNumber)
+    .option('--warmup <n>', `new tokens of a warm-up generation at other positions, before the measured one (0: none; default ${DEFAULT_WARMUP_TOKENS})`, parseNumber)
     .option('--rebuild', 'compile the llmcc bundles even when up to date')
     .option('--bundle-dir <dir>', 'where compiled bundles are kept (default: <tmp>/llmcc-bench-decoders)')
     .option('--json <file>', 'write the results as JSON')

@@ -104,6 +104,7 @@ export interface BenchDecodersCliOptions {
   models?: string;
   promptLength?: number;
   maxTokens?: number;
+  warmup?: number;
   rebuild?: boolean;
   bundleDir?: string;
   json?: string;
@@ -117,6 +118,7 @@ export async function benchDecodersCommand(opts: BenchDecodersCliOptions): Promi
     modelsDir: opts.models ?? defaults.modelsDir,
     promptLength: opts.promptLength ?? defaults.promptLength,
     maxTokens: opts.maxTokens ?? defaults.maxTokens,
+    warmupTokens: opts.warmup ?? defaults.warmupTokens,
     rebuild: opts.rebuild === true,
     bundleDir: opts.bundleDir ?? defaults.bundleDir,
   };
