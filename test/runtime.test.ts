@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as os from 'node:os';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { LlmccError } from '../ir/errors.js';
 import type { Model } from '../ir/graph.js';
 import { interpret } from '../ir/interpreter.js';
@@ -226,6 +226,39 @@ describe('compile-time folding of host steps on constants', () => {
 });
 
 describe('activation plans across decode steps', () => {
+  it('a growing-cache decoder reshapes its last plan step to step (builds only when a buffer outgrows it), same bits as fresh plans', async () => {
+    const gpt2 = path.join(MODELS_DIR, 'genai-tiny-random-gpt2-fp32');
+    const decoder = await (await import('../src/onnx/load.js')).loadModel(path.join(gpt2, 'model.onnx'));
+    const bundle = await encodeBundle(await compileWasm(decoder));
+    const { discoverBindings, stepFeeds } = await import('../src/runtime/generate.js');
+    const { PlanBuilder } = await import('../src/runtime/plan.js');
+    const session = await load(bundle);
+    const bindings = discoverBindings(session.signature.inputs, session.signature.outputs);
+    const builds = vi.spyOn(PlanBuilder.prototype, 'build');
+    // Prefill 3 tokens, then 20 decode steps feeding each step's present back as past.
+    let previous: Map<string, Tensor> | undefined;
+    let tokens = [11, 22, 33];
+    let position = 0;
+    const STEPS = 21;
+    for (let step = 0; step < STEPS; step++) {
+      const feeds = stepFeeds(bindings, tokens, position, previous);
+      const outputs = await session.run(feeds);
+      const fresh = await (await load(bundle)).run(feeds);
+      for (const [name, tensor] of fresh) {
+        expect(Array.from(outputs.get(name)!.numbers()), `step ${step}, '${name}'`).toEqual(Array.from(tensor.numbers()));
+      }
+      previous = outputs;
+      position += tokens.length;
+      tokens = [(step * 37) % 1000];
+    }
+    // One build per step would be STEPS (+ one per fresh session); reshaping keeps the session's
+    // own to the prefill, the first decode step and one per doubling of a grown buffer.
+    const own = builds.mock.calls.length - STEPS;
+    builds.mockRestore();
+    expect(own).toBeGreaterThan(1);
+    expect(own).toBeLessThanOrEqual(5);
+  });
+
   const dir = path.join(MODELS_DIR, 'genai-static-scatter-bias-decoder');
   it('a static-cache decoder reuses one plan for every position, refreshing its position-dependent host values', async () => {
     const model = (await import('../src/onnx/load.js')).loadModel;

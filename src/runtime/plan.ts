@@ -39,6 +39,21 @@ export interface Plan {
   outputs: { name: string; tensor?: Tensor; storage?: Storage; shape: number[] }[];
   /** Present when the plan holds for other values of the host-read inputs (see refreshPlan). */
   valueFree?: ValueFreeSteps;
+  /** What the plan was built with, for reshapePlan. */
+  record: PlanRecord;
+}
+
+/** A plan's build: every value's shape, host value and buffer, and where each step's actions are. */
+export interface PlanRecord {
+  shapes: Map<string, number[]>;
+  hostValues: Map<string, Tensor>;
+  storages: Map<string, Storage>;
+  /** Per kernel step: its call's action index, how many buffer offsets lead its arguments, its scratch. */
+  calls: Map<number, { action: number; buffers: number; scratch?: Storage }>;
+  /** Per host value written to the arena: the upload actions. */
+  uploads: Map<string, number[]>;
+  /** Bytes each buffer needs for the shapes the plan holds now (by value; scratch by step index). */
+  needs: Map<string | number, number>;
 }
 
 /**
@@ -151,6 +166,59 @@ function evaluateHost(ctx: PlanContext, node: Node, op: OpDef, inputs: (Tensor |
   });
 }
 
+/** A host step's results for these inputs: the memo's when it holds, else evaluated and memoized. */
+function hostResults(
+  ctx: PlanContext, step: PreparedStep, index: number, evalInputs: (Tensor | undefined)[],
+  inputShapes: (number[] | undefined)[], inputValues: (Tensor | undefined)[],
+): StepMemo {
+  const memo = ctx.stepMemos[index];
+  if (memoHolds(memo, inputShapes, inputValues)) return memo;
+  const hostOutputs = evaluateHost(ctx, step.node, step.op, evalInputs);
+  const fresh: StepMemo = { inputShapes, inputValues, outputShapes: hostOutputs.map((t) => (t ? [...t.shape] : [])), hostOutputs };
+  ctx.stepMemos[index] = fresh;
+  return fresh;
+}
+
+/**
+ * A kernel or view step's output shapes for these inputs (`constant` gives the host value of an
+ * input its shape inference reads): the memo's when it holds, else inferred and memoized.
+ */
+function deviceResults(
+  ctx: PlanContext, step: PreparedStep, index: number, present: (string | undefined)[],
+  inputShapes: (number[] | undefined)[], inputValues: (Tensor | undefined)[], constant: (name: string) => Tensor | undefined,
+): StepMemo {
+  const memo = ctx.stepMemos[index];
+  if (memoHolds(memo, inputShapes, inputValues)) return memo;
+  const values = ctx.program.values;
+  const constantsRead: number[] = [];
+  const outputShapes = inferConcreteShapes({
+    node: step.node,
+    op: step.op,
+    opset: ctx.opsets.get(step.node.domain) ?? 1,
+    inputs: present.map((n, i) => (n ? { dtype: values[n].dtype, shape: inputShapes[i]! } : undefined)),
+    constant: (i) => {
+      if (!present[i]) return undefined;
+      constantsRead.push(i);
+      return constant(present[i]!);
+    },
+    target: 'wasm',
+    dataDependent: (name, shape) => `output '${name}' has a data-dependent shape ${shape}, which the wasm target cannot size`,
+  });
+  const fresh: StepMemo = { inputShapes, inputValues, outputShapes, constantsRead };
+  ctx.stepMemos[index] = fresh;
+  return fresh;
+}
+
+/** Fills a kernel step's memo with its launch scalars, scratch size and thread split. */
+function launchOf(ctx: PlanContext, step: PreparedStep, memo: StepMemo, inputShapes: (number[] | undefined)[]): void {
+  if (memo.scalars !== undefined) return;
+  const launch: LaunchShapes = { inputs: inputShapes.map((s) => (s ? [...s] : undefined)), outputs: memo.outputShapes };
+  memo.scratchBytes = step.kernel!.scratchBytes ? step.kernel!.scratchBytes(step.node, launch) : undefined;
+  memo.scalars = step.kernel!.args(step.node, launch);
+  const split = ctx.pool ? splitterOf(step.kernel)?.rowSplit(step.node, launch) : undefined;
+  if (split) memo.split = split;
+}
+
 /** One plan, walked step by step (see the file comment). */
 export class PlanBuilder {
   private readonly values: WasmProgram['values'];
@@ -167,10 +235,20 @@ export class PlanBuilder {
   private readonly dynamicUploads = new Map<string, number[]>();
   private readsValues = false;
 
+  private readonly calls: PlanRecord['calls'] = new Map();
+  private readonly uploads: PlanRecord['uploads'] = new Map();
+  private readonly needs: PlanRecord['needs'] = new Map();
+
+  /**
+   * `previous`: the last plan built for these carried buffers. A buffer that has grown since
+   * (a decode step's mask, attention scratch) is given twice its size, so that the next steps'
+   * plans fit in this one's buffers (reshapePlan) and a rebuild happens once per doubling.
+   */
   constructor(
     private readonly ctx: PlanContext,
     private readonly inputs: ReadonlyMap<string, Tensor>,
     private readonly carried: ReadonlyMap<string, CarriedInput>,
+    private readonly previous?: PlanRecord,
   ) {
     this.values = ctx.program.values;
     this.dynamic = new Set(ctx.program.memory.hostReadInputs.filter((name) => inputs.has(name)));
@@ -181,7 +259,7 @@ export class PlanBuilder {
       this.shapes.set(name, [...tensor.shape]);
       if (this.values[name]?.host) this.hostValues.set(name, tensor);
       if (this.values[name]?.inArena) {
-        const s = this.newStorage(arenaBytes(tensor.dtype, tensor.size), -1);
+        const s = this.newStorage(this.allot(arenaBytes(tensor.dtype, tensor.size), name, this.previous?.storages.get(name)), -1);
         this.storages.set(name, s);
         this.planInputs.push({ name, storage: s });
       }
@@ -193,6 +271,17 @@ export class PlanBuilder {
     const steps = this.ctx.steps;
     for (let index = 0; index < steps.length; index++) this.step(steps[index], index);
     return this.finish();
+  }
+
+  /**
+   * Bytes for the buffer of `key` (a value, or a step's scratch): twice its need when it needs
+   * more than in the previous plan (all growing values at once, so rebuilds come once per
+   * doubling), else at least the previous plan's buffer (the room it keeps between rebuilds).
+   */
+  private allot(bytes: number, key: string | number, before: Storage | undefined): number {
+    this.needs.set(key, bytes);
+    if (!before || before.fixed) return bytes;
+    return bytes > (this.previous!.needs.get(key) ?? before.bytes) ? 2 * bytes : Math.max(bytes, before.bytes);
   }
 
   private newStorage(bytes: number, first: number): Storage {
@@ -235,27 +324,20 @@ export class PlanBuilder {
       inputShapes.push(n ? this.shapeOf(n) : undefined);
       inputValues.push(n ? this.hostValues.get(n) : undefined);
     }
-    const memo = this.ctx.stepMemos[index];
-    const reuse = memoHolds(memo, inputShapes, inputValues) ? memo : undefined;
-    if (step.kind === 'host') this.hostStep(step, index, present, inputShapes, inputValues, reuse);
-    else this.deviceStep(step, index, present, inputShapes, inputValues, reuse);
+    if (step.kind === 'host') this.hostStep(step, index, present, inputShapes, inputValues);
+    else this.deviceStep(step, index, present, inputShapes, inputValues);
   }
 
   private hostStep(
     step: PreparedStep, index: number, present: (string | undefined)[],
-    inputShapes: (number[] | undefined)[], inputValues: (Tensor | undefined)[], reuse: StepMemo | undefined,
+    inputShapes: (number[] | undefined)[], inputValues: (Tensor | undefined)[],
   ): void {
     const { node } = step;
     const evalInputs = present.map((n, i) => {
       if (!n) return undefined;
       return this.hostValue(n) ?? Tensor.zeros(this.values[n].dtype, inputShapes[i]!); // Shape/Size read only the shape
     });
-    let memo = reuse;
-    if (!memo) {
-      const hostOutputs = evaluateHost(this.ctx, node, step.op, evalInputs);
-      memo = { inputShapes, inputValues, outputShapes: hostOutputs.map((t) => (t ? [...t.shape] : [])), hostOutputs };
-      this.ctx.stepMemos[index] = memo;
-    }
+    const memo = hostResults(this.ctx, step, index, evalInputs, inputShapes, inputValues);
     const outputs = memo.hostOutputs!;
     const fromValues = present.some((n) => n !== undefined && this.dynamic.has(n));
     if (fromValues) this.dynamicSteps.push({ index, inputs: evalInputs, outputShapes: memo.outputShapes });
@@ -267,9 +349,10 @@ export class PlanBuilder {
       this.shapes.set(name, memo.outputShapes[k]);
       if (fromValues) this.dynamic.add(name);
       if (this.values[name]?.inArena) {
-        const s = this.newStorage(arenaBytes(t.dtype, t.size), index);
+        const s = this.newStorage(this.allot(arenaBytes(t.dtype, t.size), name, this.previous?.storages.get(name)), index);
         this.storages.set(name, s);
         if (fromValues) this.dynamicUploads.set(name, [...(this.dynamicUploads.get(name) ?? []), this.actions.length]);
+        this.uploads.set(name, [...(this.uploads.get(name) ?? []), this.actions.length]);
         this.actions.push({ kind: 'upload', storage: s, tensor: t, what: `value '${name}'` });
       }
     }
@@ -278,21 +361,12 @@ export class PlanBuilder {
   /** A kernel or view step. */
   private deviceStep(
     step: PreparedStep, index: number, present: (string | undefined)[],
-    inputShapes: (number[] | undefined)[], inputValues: (Tensor | undefined)[], reuse: StepMemo | undefined,
+    inputShapes: (number[] | undefined)[], inputValues: (Tensor | undefined)[],
   ): void {
     const { node } = step;
-    let memo = reuse;
-    if (!memo) {
-      const constantsRead: number[] = [];
-      const readConstant = (name: string): Tensor | undefined => {
-        constantsRead.push(present.indexOf(name));
-        return this.hostValue(name);
-      };
-      memo = { inputShapes, inputValues, outputShapes: this.inferConcrete(step, present, readConstant), constantsRead };
-      this.ctx.stepMemos[index] = memo;
-    }
+    const memo = deviceResults(this.ctx, step, index, present, inputShapes, inputValues, (name) => this.hostValue(name));
     // Shapes from the host-read inputs' values: the plan holds for these values only.
-    if (memo.constantsRead!.some((i) => i >= 0 && this.dynamic.has(present[i]!))) this.readsValues = true;
+    if (memo.constantsRead!.some((i) => this.dynamic.has(present[i]!))) this.readsValues = true;
     const outTypes = memo.outputShapes;
     for (let k = 0; k < node.outputs.length; k++) if (node.outputs[k]) this.shapes.set(node.outputs[k], outTypes[k]);
     for (const n of present) if (n && this.values[n]?.inArena) this.storageOf(n).last = index;
@@ -304,38 +378,22 @@ export class PlanBuilder {
     const outStorages: Storage[] = [];
     for (const name of node.outputs) {
       if (!name) continue;
-      const s = this.newStorage(arenaBytes(this.values[name].dtype, sizeOf(this.shapes.get(name)!)), index);
+      const s = this.newStorage(this.allot(arenaBytes(this.values[name].dtype, sizeOf(this.shapes.get(name)!)), name, this.previous?.storages.get(name)), index);
       this.storages.set(name, s);
       outStorages.push(s);
     }
     if (outTypes.every((s) => sizeOf(s) === 0) && node.outputs.some((n) => n)) return; // nothing to compute
-    if (memo.scalars === undefined) {
-      const launch: LaunchShapes = { inputs: inputShapes.map((s) => (s ? [...s] : undefined)), outputs: outTypes };
-      memo.scratchBytes = step.kernel!.scratchBytes ? step.kernel!.scratchBytes(node, launch) : undefined;
-      memo.scalars = step.kernel!.args(node, launch);
-      const split = this.ctx.pool ? splitterOf(step.kernel)?.rowSplit(node, launch) : undefined;
-      if (split) memo.split = split;
-    }
-    const scratch = memo.scratchBytes !== undefined ? this.newStorage(memo.scratchBytes, index) : undefined;
+    launchOf(this.ctx, step, memo, inputShapes);
+    const scratch = memo.scratchBytes !== undefined
+      ? this.newStorage(this.allot(memo.scratchBytes, index, this.previous?.calls.get(index)?.scratch), index)
+      : undefined;
     // Buffers in argument order (the offsets are known once placed), then the scalars.
     const buffers: Storage[] = [];
     for (const n of present) if (n) buffers.push(this.storageOf(n));
     for (const s of outStorages) buffers.push(s);
     if (scratch) buffers.push(scratch);
-    this.actions.push({ step, buffers, scalars: memo.scalars, split: this.ctx.pool ? memo.split : undefined });
-  }
-
-  /** Output shapes of a kernel or view step from its op's `infer` on concrete inputs. */
-  private inferConcrete(step: PreparedStep, present: (string | undefined)[], constant: (name: string) => Tensor | undefined): number[][] {
-    return inferConcreteShapes({
-      node: step.node,
-      op: step.op,
-      opset: this.ctx.opsets.get(step.node.domain) ?? 1,
-      inputs: present.map((n) => (n ? { dtype: this.values[n].dtype, shape: this.shapeOf(n) } : undefined)),
-      constant: (i) => (present[i] ? constant(present[i]!) : undefined),
-      target: 'wasm',
-      dataDependent: (name, shape) => `output '${name}' has a data-dependent shape ${shape}, which the wasm target cannot size`,
-    });
+    this.calls.set(index, { action: this.actions.length, buffers: buffers.length, scratch });
+    this.actions.push({ step, buffers, scalars: memo.scalars!, split: this.ctx.pool ? memo.split : undefined });
   }
 
   private finish(): Plan {
@@ -367,6 +425,7 @@ export class PlanBuilder {
       actions: this.actions.map((a) => ('kind' in a ? a : this.callOf(a))),
       outputs,
       valueFree: this.readsValues ? undefined : { steps: this.dynamicSteps, uploads: this.dynamicUploads, outputs: dynamicOutputs },
+      record: { shapes: this.shapes, hostValues: this.hostValues, storages: this.storages, calls: this.calls, uploads: this.uploads, needs: this.needs },
     };
   }
 
@@ -404,5 +463,119 @@ export function refreshPlan(ctx: PlanContext, plan: Plan, inputs: ReadonlyMap<st
   }
   for (const [name, at] of free.uploads) for (const i of at) (plan.actions[i] as Extract<Action, { kind: 'upload' }>).tensor = fresh.get(name)!;
   for (const [name, at] of free.outputs) for (const i of at) plan.outputs[i].tensor = fresh.get(name)!;
+  return true;
+}
+
+/**
+ * Makes a plan fit a run whose input shapes or host-read values differ (the next decode step:
+ * one more cached position, new positions): re-works only the steps that read something that
+ * changed, in schedule order, and keeps the plan's buffers. False (plan untouched) when a value
+ * outgrows its buffer, the carried buffers moved, or threads split the launches; the caller
+ * then builds a new plan (PlanBuilder gives grown buffers room to grow again).
+ */
+export function reshapePlan(ctx: PlanContext, plan: Plan, inputs: ReadonlyMap<string, Tensor>, carried: ReadonlyMap<string, CarriedInput>): boolean {
+  if (ctx.pool) return false;
+  const { record } = plan;
+  const values = ctx.program.values;
+  const shapes = new Map<string, number[]>();
+  const hostValues = new Map<string, Tensor>();
+  const changed = new Set<string>();
+  const shapeOf = (name: string): number[] => shapes.get(name) ?? record.shapes.get(name) ?? ctx.weightsByName.get(name)!.shape;
+  const hostValue = (name: string): Tensor | undefined => {
+    const known = hostValues.get(name) ?? record.hostValues.get(name);
+    if (known) return known;
+    const w = ctx.weightsByName.get(name);
+    return w && !inputs.has(name) && !carried.has(name) ? ctx.weightTensor(w) : undefined;
+  };
+  const needs = new Map<string | number, number>();
+  /** A value's new bytes fit its buffer (a carried output: its reservation). */
+  const fits = (name: string, bytes: number): boolean => {
+    needs.set(name, bytes);
+    const storage = record.storages.get(name);
+    if (!storage) return true;
+    if (!storage.fixed) return bytes <= storage.bytes;
+    const pair = [...carried.values()].find((c) => c.output === name);
+    return pair ? storage.offset === pair.outputOffset && bytes <= pair.capacity : true;
+  };
+
+  for (const input of ctx.program.inputs) {
+    const { name } = input;
+    const fed = inputs.get(name);
+    const c = carried.get(name);
+    if (c && record.storages.get(name)?.offset !== c.offset) return false;
+    const shape = fed ? fed.shape : c?.shape;
+    if (!shape) return false;
+    if (!sameShape(shape, record.shapes.get(name))) {
+      if (fed && !fits(name, arenaBytes(fed.dtype, fed.size))) return false;
+      shapes.set(name, [...shape]);
+      changed.add(name);
+    }
+    if (fed && record.hostValues.has(name) && !sameValue(fed, record.hostValues.get(name))) {
+      hostValues.set(name, fed);
+      changed.add(name);
+    }
+  }
+
+  const scalars = new Map<number, number[]>();
+  const uploads = new Map<string, Tensor>();
+  for (let index = 0; index < ctx.steps.length; index++) {
+    const step = ctx.steps[index];
+    const { node } = step;
+    if (!node.inputs.some((n) => n && changed.has(n))) continue;
+    const present = node.inputs.map((n) => n || undefined);
+    const inputShapes = present.map((n) => (n ? shapeOf(n) : undefined));
+    const inputValues = present.map((n) => (n ? hostValues.get(n) ?? record.hostValues.get(n) : undefined));
+    if (step.kind === 'host') {
+      const evalInputs = present.map((n, i) => (n ? hostValue(n) ?? Tensor.zeros(values[n].dtype, inputShapes[i]!) : undefined));
+      const memo = hostResults(ctx, step, index, evalInputs, inputShapes, inputValues);
+      for (let k = 0; k < node.outputs.length; k++) {
+        const name = node.outputs[k];
+        if (!name) continue;
+        const t = memo.hostOutputs![k];
+        if (!sameShape(t.shape, record.shapes.get(name))) { shapes.set(name, memo.outputShapes[k]); changed.add(name); }
+        if (!sameValue(t, record.hostValues.get(name))) { hostValues.set(name, t); changed.add(name); }
+        if (record.uploads.has(name)) {
+          if (!fits(name, arenaBytes(t.dtype, t.size))) return false;
+          uploads.set(name, t);
+        }
+      }
+      continue;
+    }
+    const memo = deviceResults(ctx, step, index, present, inputShapes, inputValues, hostValue);
+    for (let k = 0; k < node.outputs.length; k++) {
+      const name = node.outputs[k];
+      if (!name || sameShape(memo.outputShapes[k], record.shapes.get(name))) continue;
+      if (step.kind === 'kernel' && !fits(name, arenaBytes(values[name].dtype, sizeOf(memo.outputShapes[k])))) return false;
+      shapes.set(name, memo.outputShapes[k]);
+      changed.add(name);
+    }
+    if (step.kind === 'view') continue;
+    const call = record.calls.get(index);
+    // A launch skipped for empty outputs (or one that now would be): the plan's actions differ.
+    const empty = memo.outputShapes.every((shape) => sizeOf(shape) === 0) && node.outputs.some((n) => n);
+    if (!call || empty) return false;
+    launchOf(ctx, step, memo, inputShapes);
+    if ((memo.scratchBytes ?? 0) > (call.scratch?.bytes ?? 0) || (memo.scratchBytes === undefined) !== (call.scratch === undefined)) return false;
+    if (memo.scratchBytes !== undefined) needs.set(index, memo.scratchBytes);
+    scalars.set(index, memo.scalars!);
+  }
+
+  // Everything fits: the plan takes the new shapes, values, scalars and uploads.
+  for (const [name, shape] of shapes) record.shapes.set(name, shape);
+  for (const [name, value] of hostValues) record.hostValues.set(name, value);
+  for (const [key, bytes] of needs) record.needs.set(key, bytes);
+  for (const [index, launch] of scalars) {
+    const call = record.calls.get(index)!;
+    const action = plan.actions[call.action] as Extract<Action, { kind: 'call' }>;
+    plan.actions[call.action] = { ...action, args: [...action.args.slice(0, call.buffers), ...launch] };
+  }
+  for (const [name, t] of uploads) for (const i of record.uploads.get(name)!) (plan.actions[i] as Extract<Action, { kind: 'upload' }>).tensor = t;
+  for (const out of plan.outputs) {
+    out.shape = shapeOf(out.name);
+    const value = hostValues.get(out.name);
+    if (value && out.tensor) out.tensor = value;
+  }
+  // Its value-free steps were recorded for the old shapes.
+  plan.valueFree = undefined;
   return true;
 }

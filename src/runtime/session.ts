@@ -14,7 +14,7 @@ import { wasmKernelTable } from '../../targets/wasm/links.js';
 import { type WasmProgram, type WeightEntry, deserializeNode } from '../../targets/wasm/program.js';
 import { decodeWeight } from '../../targets/wasm/weights.js';
 import { type WeightStream, placeWeight } from './weight-placement.js';
-import { type CarriedInput, type Plan, type PlanContext, type PreparedStep, type StepMemo, PlanBuilder, refreshPlan, splitterOf } from './plan.js';
+import { type CarriedInput, type Plan, type PlanContext, type PreparedStep, type StepMemo, PlanBuilder, refreshPlan, reshapePlan, splitterOf } from './plan.js';
 import type { WasmThreadPool } from './threads.js';
 
 export type Feeds = Record<string, Tensor> | ReadonlyMap<string, Tensor>;
@@ -84,6 +84,12 @@ export interface ProgramParts {
 }
 
 const PLAN_CACHE_LIMIT = 32;
+
+/** Adds to a cache of at most PLAN_CACHE_LIMIT plans, dropping the oldest. */
+function cacheBounded(cache: Map<string, Plan>, key: string, plan: Plan): void {
+  if (!cache.has(key) && cache.size >= PLAN_CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
+  cache.set(key, plan);
+}
 const MAX_PAGES = WASM32_MAX_BYTES / WASM_PAGE;
 
 export async function createSession(parts: ProgramParts, options: SessionOptions = {}): Promise<RuntimeSession> {
@@ -113,6 +119,8 @@ class WasmSession implements RuntimeSession {
   private readonly plans = new Map<string, Plan>();
   /** Value-free plans by shapes alone (see ValueFreeSteps). */
   private readonly valueFreePlans = new Map<string, Plan>();
+  /** Per carried-buffer placement, the plan the last run used: the next decode step reshapes it. */
+  private readonly lastPlans = new Map<string, Plan>();
   /** Per step, what the last plan built computed (see StepMemo). */
   private stepMemos: (StepMemo | undefined)[] = [];
   private readonly opsets: Map<string, number>;
@@ -206,6 +214,7 @@ class WasmSession implements RuntimeSession {
     this.pool = undefined;
     this.plans.clear(); // plans hold calls into the pool
     this.valueFreePlans.clear();
+    this.lastPlans.clear();
     await pool?.close();
   }
 
@@ -276,6 +285,7 @@ class WasmSession implements RuntimeSession {
     this.carriedBytes = offset - this.weightsEnd();
     this.plans.clear(); // every plan's activations move past the new reservation
     this.valueFreePlans.clear();
+    this.lastPlans.clear();
     this.ensureBytes(offset);
     const state = { buffers: layout, parity: 0 as 0 | 1 };
     const reset = (): void => {
@@ -374,23 +384,33 @@ class WasmSession implements RuntimeSession {
     return result;
   }
 
+  /**
+   * The plan for a run: a cached one (by shapes and host-read values, or by shapes alone when
+   * value-free), else the last plan used with these carried buffers reshaped to fit (a decode
+   * step after the previous one), else a new one.
+   */
   private planFor(inputs: ReadonlyMap<string, Tensor>, carried: ReadonlyMap<string, CarriedInput>): Plan {
-    const shapeKey = JSON.stringify([
-      this.program.inputs.map((i) => inputs.get(i.name)?.shape ?? carried.get(i.name)!.shape),
-      [...carried.values()].map((c) => [c.offset, c.outputOffset]),
-    ]);
-    const template = this.valueFreePlans.get(shapeKey);
-    if (template && refreshPlan(this.planContext(), template, inputs)) return template;
+    const carriedKey = JSON.stringify([...carried.values()].map((c) => [c.offset, c.outputOffset]));
+    const shapeKey = JSON.stringify([this.program.inputs.map((i) => inputs.get(i.name)?.shape ?? carried.get(i.name)!.shape), carriedKey]);
     const key = JSON.stringify([shapeKey, this.program.memory.hostReadInputs.map((name) => Array.from(inputs.get(name)!.numbers()))]);
-    let plan = this.plans.get(key);
-    if (plan) return plan;
-    plan = new PlanBuilder(this.planContext(), inputs, carried).build();
-    if (this.plans.size >= PLAN_CACHE_LIMIT) this.plans.delete(this.plans.keys().next().value as string);
-    this.plans.set(key, plan);
-    if (plan.valueFree) {
-      if (this.valueFreePlans.size >= PLAN_CACHE_LIMIT) this.valueFreePlans.delete(this.valueFreePlans.keys().next().value as string);
-      this.valueFreePlans.set(shapeKey, plan);
+    const ctx = this.planContext();
+    let plan: Plan | undefined;
+    const template = this.valueFreePlans.get(shapeKey);
+    if (template && refreshPlan(ctx, template, inputs)) plan = template;
+    plan ??= this.plans.get(key);
+    if (!plan) {
+      const last = this.lastPlans.get(carriedKey);
+      if (last && reshapePlan(ctx, last, inputs, carried)) {
+        // Reshaped in place: no longer what it was cached as.
+        for (const cache of [this.plans, this.valueFreePlans]) for (const [k, p] of cache) if (p === last) cache.delete(k);
+        plan = last;
+      } else {
+        plan = new PlanBuilder(ctx, inputs, carried, last?.record).build();
+        if (plan.valueFree) cacheBounded(this.valueFreePlans, shapeKey, plan);
+      }
+      cacheBounded(this.plans, key, plan);
     }
+    this.lastPlans.set(carriedKey, plan);
     return plan;
   }
 
