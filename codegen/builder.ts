@@ -82,7 +82,7 @@ export function binary(op: BinaryOp, a: ExprLike, b: ExprLike): Expr {
   const ea = lift(a, type);
   const eb = lift(b, type);
   // Shift amounts of vector shifts are scalars.
-  if ((op === 'shl' || op === 'shr') && isVector(ea.type)) {
+  if ((op === 'shl' || op === 'shr' || op === 'shr_u') && isVector(ea.type)) {
     const amount = lift(b, 'i32');
     return { kind: 'binary', op, a: ea, b: amount, type: ea.type };
   }
@@ -103,6 +103,8 @@ export const or = (a: ExprLike, b: ExprLike): Expr => binary('or', a, b);
 export const xor = (a: ExprLike, b: ExprLike): Expr => binary('xor', a, b);
 export const shl = (a: ExprLike, b: ExprLike): Expr => binary('shl', a, b);
 export const shr = (a: ExprLike, b: ExprLike): Expr => binary('shr', a, b);
+/** Logical right shift of integer vector lanes (signed lane types too). */
+export const shrU = (a: ExprLike, b: ExprLike): Expr => binary('shr_u', a, b);
 export const addSat = (a: ExprLike, b: ExprLike): Expr => binary('add_sat', a, b);
 export const eq = (a: ExprLike, b: ExprLike): Expr => binary('eq', a, b);
 export const ne = (a: ExprLike, b: ExprLike): Expr => binary('ne', a, b);

@@ -45,7 +45,9 @@ export type BinaryOp =
   | 'and' | 'or' | 'xor' | 'shl' | 'shr'
   | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge'
   /** Saturating adds for narrow integer vectors. */
-  | 'add_sat';
+  | 'add_sat'
+  /** Logical right shift of integer vector lanes, whatever their signedness (i16x8.shr_u). */
+  | 'shr_u';
 
 export type UnaryOp =
   | 'neg' | 'abs' | 'sqrt' | 'floor' | 'ceil' | 'trunc' | 'nearest' | 'not'

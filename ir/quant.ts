@@ -11,9 +11,14 @@ export type WeightLayout =
   /**
    * LUT layout: weights split into bit-planes, each g consecutive k of a plane packed into
    * a g-bit table index: indices[plane, n, k/g]. `rowsPerTile` interleaves rows for the
-   * target's SIMD width (1 = plain row order).
+   * target's SIMD width (1 = plain row order). `indicesPerByte` 2 (g ≤ 4 only) stores two
+   * indices of consecutive groups j (low nibble) and j + 1 (high nibble) of the same row in
+   * one byte, the stored shape then [bits, N, K/(2g)]; absent (older IR and bundles) = 1.
    */
-  | { kind: 'bitplanes'; g: number; rowsPerTile: number };
+  | { kind: 'bitplanes'; g: number; rowsPerTile: number; indicesPerByte?: IndicesPerByte };
+
+/** Plane indices per stored byte (passes/lut/bitplanes.ts). */
+export type IndicesPerByte = 1 | 2;
 
 export interface QuantInfo {
   /** Bits per weight; ternary weights are 2-bit codes {0,1,2} with zero point 1. */
@@ -33,6 +38,7 @@ export interface QuantInfo {
 }
 
 export function describeQuant(q: QuantInfo): string {
-  const layout = q.layout.kind === 'codes-nk' ? 'codes-nk' : `bitplanes(g=${q.layout.g},rows=${q.layout.rowsPerTile})`;
+  const layout = q.layout.kind === 'codes-nk' ? 'codes-nk'
+    : `bitplanes(g=${q.layout.g},rows=${q.layout.rowsPerTile}${(q.layout.indicesPerByte ?? 1) === 2 ? ',per_byte=2' : ''})`;
   return `${q.ternary ? 'ternary' : `int${q.bits}`} group=${q.groupSize} ${q.symmetric ? 'sym' : 'asym'} scale=${q.scaleDtype} layout=${layout}${q.sparsity ? ` sparsity=${q.sparsity.n}:${q.sparsity.m}` : ''}`;
 }

@@ -1,5 +1,5 @@
 import type { Attribute, Model, Node } from '../ir/graph.js';
-import type { QuantInfo, WeightBits } from '../ir/quant.js';
+import type { IndicesPerByte, QuantInfo, WeightBits } from '../ir/quant.js';
 import { LlmccError, describeNode } from '../ir/errors.js';
 import { Tensor } from '../ir/tensor.js';
 import { inferTypes } from '../ir/infer.js';
@@ -7,7 +7,7 @@ import { verifyModel } from '../ir/verify.js';
 import type { Pass, PassResult } from './pass.js';
 import { dropUnreadInitializers, freshName, intAttr, readIntAttr, valueDtype, weightFromTensor } from './graph-edit.js';
 import { checkAccumulationFits, checkGroupLayout, storedEntries, type TableKind } from './lut/tables.js';
-import { checkRowsPerTile, relayoutWeights } from './lut/bitplanes.js';
+import { DEFAULT_PACK_ABOVE_PLANE_BYTES, canPackTwoPerByte, checkRowsPerTile, relayoutWeights } from './lut/bitplanes.js';
 
 /**
  * LUT lowering (T-MAC / LUT Tensor Core): every llmcc.QuantMatMul with 1–4 bit (or ternary)
@@ -39,6 +39,29 @@ export interface LutLowerOptions {
    * passes/lut/bitplanes.ts scaleOffset) when a layer has more than one row per tile (default false).
    */
   tiledScales?: boolean;
+  /**
+   * Plane indices per stored byte (attribute indices_per_byte, passes/lut/bitplanes.ts): 2 packs
+   * groups 2j, 2j + 1 into one byte where g ≤ 4 and K/g is even (other layers keep 1); 'auto':
+   * 2 when the model's planes at one index per byte take more than `packAbovePlaneBytes`
+   * (they stream from memory, where half the bytes win), else 1. Default 1.
+   */
+  indicesPerByte?: IndicesPerByte | 'auto';
+  /** The 'auto' threshold in bytes (default DEFAULT_PACK_ABOVE_PLANE_BYTES). */
+  packAbovePlaneBytes?: number;
+}
+
+/** Bytes of the planes at one index per byte of every weight this pass would lower. */
+function lowerablePlaneBytes(model: Model, g: number): number {
+  const seen = new Set<string>();
+  let bytes = 0;
+  for (const node of model.graph.nodes) {
+    if (node.domain !== LLMCC || node.op !== 'QuantMatMul') continue;
+    const bits = readIntAttr(node, 'bits');
+    if (![1, 2, 3, 4].includes(bits) || seen.has(node.inputs[1])) continue;
+    seen.add(node.inputs[1]);
+    bytes += (bits * readIntAttr(node, 'N') * readIntAttr(node, 'K')) / g;
+  }
+  return bytes;
 }
 
 const LLMCC = 'llmcc';
@@ -79,6 +102,8 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
     if (table !== 'i8' && table !== 'f32') throw new LlmccError(`lut-lower: table must be 'i8' or 'f32', got '${String(table)}'`);
     const graph = model.graph;
     const stats = emptyStats();
+    const wantedPerByte = options.indicesPerByte !== 'auto' ? options.indicesPerByte ?? 1
+      : lowerablePlaneBytes(model, g) > (options.packAbovePlaneBytes ?? DEFAULT_PACK_ABOVE_PLANE_BYTES) ? 2 : 1;
     stats.tableEntriesPerGroup = storedEntries(g);
     // Types of activations (for the output dtype); tolerate graphs inference cannot finish.
     try {
@@ -129,7 +154,12 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
       const rowsPerTile = options.rowsPerTileFallback && N % preferredRowsPerTile !== 0 ? 1 : preferredRowsPerTile;
       checkRowsPerTile(N, rowsPerTile, where);
       const tiledScales = (options.tiledScales ?? false) && rowsPerTile > 1;
-      const tileAttrs: [string, Attribute][] = [['rows_per_tile', intAttr(rowsPerTile)], ...(tiledScales ? [['tiled_scales', intAttr(1)] as [string, Attribute]] : [])];
+      const perByte: IndicesPerByte = wantedPerByte === 2 && canPackTwoPerByte(g, K / g) ? 2 : 1;
+      const tileAttrs: [string, Attribute][] = [
+        ['rows_per_tile', intAttr(rowsPerTile)],
+        ...(tiledScales ? [['tiled_scales', intAttr(1)] as [string, Attribute]] : []),
+        ...(perByte === 2 ? [['indices_per_byte', intAttr(2)] as [string, Attribute]] : []),
+      ];
       if (table === 'i8') {
         const bounds = checkAccumulationFits(bits, g, groupSize, where);
         stats.maxBlockAccumulator = Math.max(stats.maxBlockAccumulator, bounds.perBlock);
@@ -172,9 +202,10 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
           scales: scalesW!.load().numbers(),
           zeroPoints: zeroW?.load().numbers(),
           bits, ternary, N, K, groupSize,
-        }, g, rowsPerTile, where, tiledScales);
+        }, g, rowsPerTile, where, tiledScales, perByte);
         const planesName = freshName(graph, `${codesName}_planes`);
-        graph.initializers.set(planesName, weightFromTensor(planesName, new Tensor('u8', [bits, N, groups], weights.planes)));
+        const planesShape = [bits, N, groups / perByte];
+        graph.initializers.set(planesName, weightFromTensor(planesName, new Tensor('u8', planesShape, weights.planes)));
         const quant: QuantInfo = {
           bits: bits as WeightBits,
           ternary,
@@ -182,9 +213,9 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
           // The quantizer's word wins: symmetric 2-bit (mid-rise) codes carry explicit z = 1.5.
           symmetric: graph.valueInfo.get(codesName)?.quant?.symmetric ?? !zeroW,
           scaleDtype: 'f32',
-          layout: { kind: 'bitplanes', g, rowsPerTile },
+          layout: { kind: 'bitplanes', g, rowsPerTile, ...(perByte === 2 ? { indicesPerByte: perByte } : {}) },
         };
-        graph.valueInfo.set(planesName, { dtype: 'u8', shape: [bits, N, groups], quant });
+        graph.valueInfo.set(planesName, { dtype: 'u8', shape: planesShape, quant });
         const halfScalesName = freshName(graph, `${scalesName}_half`);
         graph.initializers.set(halfScalesName, weightFromTensor(halfScalesName, new Tensor('f32', [N, blocks], weights.scales)));
         const offsetsName = freshName(graph, `${scalesName}_offsets`);
@@ -192,7 +223,7 @@ export const lutLowerPass: Pass<LutLowerOptions> = {
         relaid = [planesName, halfScalesName, offsetsName];
         relaidWeights.set(weightKey, relaid);
         stats.planeBytesPacked += (bits * N * K) / 8;
-        stats.planeBytesStored += bits * N * groups;
+        stats.planeBytesStored += (bits * N * groups) / perByte;
       }
       const [planesName, halfScalesName, offsetsName] = relaid;
       if (constantWeights) {

@@ -232,6 +232,22 @@ describe('text IR', () => {
     verifyModel(parsed);
     expect(parsed.graph.valueInfo.get('y')).toEqual({ dtype: 'f32', shape: ['n', 2] });
   });
+
+  it('round-trips two plane indices per byte on a bitplanes layout; without per_byte it is one', () => {
+    const quant = (perByte?: 2) => ({
+      bits: 2 as const, ternary: false, groupSize: 128, symmetric: true, scaleDtype: 'f32' as const,
+      layout: { kind: 'bitplanes' as const, g: 4, rowsPerTile: 16, ...(perByte ? { indicesPerByte: perByte } : {}) },
+    });
+    const model = everythingModel();
+    model.graph.valueInfo.set('stale', { dtype: 'u8', shape: [2, 32, 16], quant: quant(2) });
+    model.graph.valueInfo.set('z', { dtype: 'u8', shape: [2, 32, 32], quant: quant() });
+    const { text, parsed } = roundTrip(model);
+    expect(text).toContain('layout=bitplanes(g=4, rows=16, per_byte=2)');
+    expect(text).toContain('layout=bitplanes(g=4, rows=16)>');
+    expect(parsed.graph.valueInfo.get('stale')?.quant?.layout).toEqual({ kind: 'bitplanes', g: 4, rowsPerTile: 16, indicesPerByte: 2 });
+    expect(parsed.graph.valueInfo.get('z')?.quant?.layout).toEqual({ kind: 'bitplanes', g: 4, rowsPerTile: 16 });
+    expect(() => parseModel(text.replace('per_byte=2', 'per_byte=3'))).toThrow(/per_byte must be 1 or 2/);
+  });
 });
 
 describe('text IR on real models', () => {

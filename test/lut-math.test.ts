@@ -5,7 +5,9 @@ import {
   accumulationBounds, checkAccumulationFits, checkGroupLayout, fullTable, int8OutputErrorBound, lookupSymmetric,
   precomputeTables, roundHalfEven, storedEntries, symmetricTable, tableCode, tableScale, TABLE_ENTRY_ERROR,
 } from '../passes/lut/tables.js';
-import { packPlanes, planeOffset, relayoutWeights, symmetrizeCode, unpackPlanes, defaultZeroPoint } from '../passes/lut/bitplanes.js';
+import {
+  canPackTwoPerByte, packPlanes, planeOffset, readPlaneIndex, relayoutWeights, symmetrizeCode, unpackPlanes, defaultZeroPoint,
+} from '../passes/lut/bitplanes.js';
 import { lutBlockSums, lutMatMul, type LutMatMulArgs } from '../passes/lut/matmul.js';
 import { LlmccError } from '../ir/errors.js';
 
@@ -161,6 +163,51 @@ describe('weight symmetrization and bit-planes', () => {
       expect(Array.from(unpackPlanes(planes, p.N, p.K, p.bits, p.g, p.rowsPerTile))).toEqual(Array.from(p.codes));
       for (const index of planes) expect(index).toBeLessThan(1 << p.g);
     }));
+  });
+
+  it('two indices per byte: pack and unpack round-trip, groups 2j and 2j + 1 in the low and high nibble', () => {
+    fc.assert(fc.property(config, (c) => {
+      const p = makeProblem(c);
+      const groups = p.K / p.g;
+      if (!canPackTwoPerByte(p.g, groups)) {
+        expect(() => packPlanes(p.codes, p.N, p.K, p.bits, p.g, p.rowsPerTile, 2)).toThrow(/even K\/g/);
+        return;
+      }
+      const one = packPlanes(p.codes, p.N, p.K, p.bits, p.g, p.rowsPerTile);
+      const two = packPlanes(p.codes, p.N, p.K, p.bits, p.g, p.rowsPerTile, 2);
+      expect(two.length).toBe(one.length / 2);
+      expect(Array.from(unpackPlanes(two, p.N, p.K, p.bits, p.g, p.rowsPerTile, 2))).toEqual(Array.from(p.codes));
+      for (let i = 0; i < p.bits; i++) {
+        for (let n = 0; n < p.N; n++) {
+          for (let j = 0; j < groups; j++) {
+            const index = one[planeOffset(i, n, j, p.N, groups, p.rowsPerTile)];
+            const byte = two[planeOffset(i, n, j >> 1, p.N, groups / 2, p.rowsPerTile)];
+            expect((byte >> (4 * (j & 1))) & 15).toBe(index);
+            expect(readPlaneIndex(two, i, n, j, p.N, groups, p.rowsPerTile, 2)).toBe(index);
+          }
+        }
+      }
+    }));
+  });
+
+  it('two indices per byte: the reference block sums and Y are those of one index per byte', () => {
+    fc.assert(fc.property(config, (c) => {
+      const p = makeProblem(c);
+      if (!canPackTwoPerByte(p.g, p.K / p.g)) return;
+      for (const kind of ['i8', 'f32'] as const) {
+        const { args } = lutArgs(p, kind);
+        const packed = relayoutWeights(p, p.g, p.rowsPerTile, undefined, false, 2);
+        const packedArgs = { ...args, planes: packed.planes, indicesPerByte: 2 as const };
+        expect(Array.from(packed.scales)).toEqual(Array.from(args.scales));
+        expect(Array.from(lutBlockSums(packedArgs))).toEqual(Array.from(lutBlockSums(args)));
+        expect(Array.from(lutMatMul(packedArgs))).toEqual(Array.from(lutMatMul(args)));
+      }
+    }));
+  });
+
+  it('two indices per byte need g ≤ 4', () => {
+    expect(canPackTwoPerByte(5, 4)).toBe(false);
+    expect(() => packPlanes(new Uint8Array(10), 1, 10, 1, 5, 1, 2)).toThrow(/g ≤ 4/);
   });
 
   it('interleaves R rows innermost', () => {

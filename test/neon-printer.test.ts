@@ -238,17 +238,18 @@ function f32(v: number): Expr {
   return constant('f32', v);
 }
 
-// The real LutMatMul fast-path kernel (T-MAC lookups, int16 accumulation) on random data.
-{
+// The real LutMatMul fast-path kernel (T-MAC lookups, int16 accumulation) on random data: the
+// default (shift accumulation, one index per byte) and widen accumulation on two indices per byte.
+for (const [name, perByte, accumulate] of [['lut_mm', 1, undefined], ['lut_mm_packed', 2, 'widen']] as const) {
   const bits = 2;
   const K = 64;
   const Nrows = 32;
   const groupSize = 32;
   const M = 2;
   const lutNode = node('LutMatMul', ['tables', 'table_scales', 'act_sums', 'planes', 'scales', 'offsets'], ['y'],
-    { bits, g: 4, group_size: groupSize, K, N: Nrows, rows_per_tile: 16 });
-  const ctx = { node: lutNode, inputs: [{ dtype: 'i8', shape: [M, K / 4, 8] }], outputs: [], constant: () => undefined, name: 'lut_mm' } as unknown as KernelBuildContext;
-  const kernel = buildLutMatMul(ctx);
+    { bits, g: 4, group_size: groupSize, K, N: Nrows, rows_per_tile: 16, indices_per_byte: perByte });
+  const ctx = { node: lutNode, inputs: [{ dtype: 'i8', shape: [M, K / 4, 8] }], outputs: [], constant: () => undefined, name } as unknown as KernelBuildContext;
+  const kernel = buildLutMatMul(ctx, { accumulate });
   const blocks = K / groupSize;
   const rand = (count: number, f: () => number): number[] => Array.from({ length: count }, f);
   CASES.push({
@@ -257,7 +258,7 @@ function f32(v: number): Expr {
       bytesOf(rand(M * (K / 4) * 8, () => Math.floor(random() * 255) - 127), 'i8'),
       bytesOf(rand(M * blocks, () => random() * 0.1), 'f32'),
       bytesOf(rand(M * blocks, () => random() * 4 - 2), 'f32'),
-      bytesOf(rand(bits * Nrows * (K / 4), () => Math.floor(random() * 16)), 'u8'),
+      bytesOf(rand(bits * Nrows * (K / 4 / perByte), () => Math.floor(random() * 16 ** perByte)), 'u8'),
       bytesOf(rand(Nrows * blocks, () => random()), 'f32'),
       bytesOf(rand(Nrows * blocks, () => random() - 0.5), 'f32'),
       bytesOf(new Array(M * Nrows).fill(0), 'f32'),
@@ -310,10 +311,13 @@ describe('C printer', () => {
     expect(text).toMatch(/llmcc_sum4_u8\(vdupq_n_s32\(1000\)/);
     expect(text).toMatch(/vqtbl1q_s8\(/);
     expect(text).toMatch(/vaddw_u16\(/);
-    // The T-MAC accumulation of the LutMatMul fast path: int16 widening adds.
+    // The T-MAC accumulation of the LutMatMul fast path: int16 adds and shift-right-accumulate
+    // (default), or widening adds.
     const lut = printKernels([CASES.find((c) => c.kernel.name === 'lut_mm')!.kernel]).functions[0];
-    expect(lut).toMatch(/vaddw_[su]8\(/);
-    expect(lut).toMatch(/vaddw_high_[su]8\(/);
+    expect(lut).toMatch(/vsraq_n_u16\(.*, 8\)/);
+    const widened = printKernels([CASES.find((c) => c.kernel.name === 'lut_mm_packed')!.kernel]).functions[0];
+    expect(widened).toMatch(/vaddw_[su]8\(/);
+    expect(widened).toMatch(/vaddw_high_[su]8\(/);
     const dot = printKernels([CASES.find((c) => c.kernel.name === 'dot_i8_acc')!.kernel]).functions[0];
     expect(dot).toMatch(/llmcc_dot_s8\(/);
     expect(dot).toMatch(/llmcc_dot_lane_s8\(.*, 3\)/);

@@ -43,19 +43,21 @@ describe('llmcc.LutPrecompute', () => {
 describe('llmcc.LutMatMul', () => {
   const K = 32, N = 8, G = 16, bits = 3;
 
-  function build(table: 'i8' | 'f32', rowsPerTile: number, planesShape?: number[]) {
+  function build(table: 'i8' | 'f32', rowsPerTile: number, planesShape?: number[], perByte: 1 | 2 = 1) {
     const random = rng(7);
     const q = quantWeights(random, N, K, bits, G, { asymmetric: true, bias: true });
-    const w = relayoutWeights({ codes: q.codes.numbers(), scales: q.scales.numbers(), zeroPoints: q.zeroPoints?.numbers(), bits, ternary: false, N, K, groupSize: G }, 4, rowsPerTile);
+    const w = relayoutWeights({ codes: q.codes.numbers(), scales: q.scales.numbers(), zeroPoints: q.zeroPoints?.numbers(), bits, ternary: false, N, K, groupSize: G }, 4, rowsPerTile, undefined, false, perByte);
     const m = model({
       inputs: [{ name: 'a', dtype: 'f32', shape: [2, K] }],
       outputs: [{ name: 'y', dtype: 'f32' }],
       nodes: [
         node('LutPrecompute', ['a'], ['t', 's', 'u'], { g: 4, group_size: G, table }),
-        node('LutMatMul', ['t', 's', 'u', 'p', 'h', 'o', 'b'], ['y'], { bits, g: 4, group_size: G, K, N, rows_per_tile: rowsPerTile }),
+        node('LutMatMul', ['t', 's', 'u', 'p', 'h', 'o', 'b'], ['y'], {
+          bits, g: 4, group_size: G, K, N, rows_per_tile: rowsPerTile, ...(perByte === 2 ? { indices_per_byte: 2 } : {}),
+        }),
       ],
       weights: {
-        p: new Tensor('u8', planesShape ?? [bits, N, K / 4], w.planes),
+        p: new Tensor('u8', planesShape ?? [bits, N, K / 4 / perByte], w.planes),
         h: new Tensor('f32', [N, K / G], w.scales),
         o: new Tensor('f32', [N, K / G], w.offsets),
         b: q.bias!,
@@ -89,6 +91,30 @@ describe('llmcc.LutMatMul', () => {
     planes[0] = 16;
     expect(() => run(ok.m, { a: ok.a })).toThrow(LlmccError);
     expect(() => run(ok.m, { a: ok.a })).toThrow(/does not fit g = 4 bits/);
+  });
+
+  it('two indices per byte evaluate to the same bits as one (i8 and f32 tables, rows interleaved or not)', () => {
+    for (const table of ['i8', 'f32'] as const) {
+      for (const rowsPerTile of [1, 4]) {
+        const one = build(table, rowsPerTile);
+        const two = build(table, rowsPerTile, undefined, 2);
+        inferTypes(two.m.graph, two.m.opsets);
+        expect(two.w.planes.length).toBe(one.w.planes.length / 2);
+        expect(Array.from(run(two.m, { a: two.a }).get('y')!.numbers())).toEqual(Array.from(run(one.m, { a: one.a }).get('y')!.numbers()));
+      }
+    }
+  });
+
+  it('checks the planes layout on the type against indices_per_byte', () => {
+    const two = build('i8', 1, undefined, 2);
+    two.m.graph.valueInfo.set('p', {
+      dtype: 'u8', shape: [bits, N, K / 8],
+      quant: { bits: 3, ternary: false, groupSize: G, symmetric: false, scaleDtype: 'f32', layout: { kind: 'bitplanes', g: 4, rowsPerTile: 1 } },
+    });
+    expect(() => inferTypes(two.m.graph, two.m.opsets)).toThrow(/laid out as bitplanes\(g=4,rows=1\), but the node expects bitplanes\(g=4,rows=1,per_byte=2\)/);
+    const odd = build('i8', 1, undefined, 2);
+    odd.m.graph.nodes[1].attributes.set('indices_per_byte', { kind: 'int', value: 1 });
+    expect(() => inferTypes(odd.m.graph, odd.m.opsets)).toThrow(/planes must have shape \[3,8,8\]/);
   });
 
   it('rejects 8 bit-planes', () => {

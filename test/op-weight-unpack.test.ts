@@ -89,7 +89,7 @@ describe('llmcc.LutPackWeights', () => {
 
   it('is the offline re-layout (relayoutWeights), for every width, at run time', () => {
     for (const [bits, ternary, asymmetric] of [[1, false, false], [2, true, false], [3, false, true], [4, false, false]] as const) {
-      for (const rowsPerTile of [1, 4]) {
+      for (const [rowsPerTile, perByte] of [[1, 1], [4, 1], [1, 2], [4, 2]] as const) {
         const random = rng(bits * 3 + rowsPerTile);
         const q = quantWeights(random, N, K, bits, G, { ternary, asymmetric });
         const inputs = q.zeroPoints ? ['c', 's', 'z'] : ['c', 's'];
@@ -97,12 +97,15 @@ describe('llmcc.LutPackWeights', () => {
         const m = model({
           inputs: inputs.map((name) => ({ name, dtype: feeds[name].dtype, shape: [...feeds[name].shape] })),
           outputs: [{ name: 'p', dtype: 'u8' }, { name: 'h', dtype: 'f32' }, { name: 'o', dtype: 'f32' }],
-          nodes: [node('LutPackWeights', inputs, ['p', 'h', 'o'], { bits, ternary: ternary ? 1 : 0, g: 4, group_size: G, K, N, rows_per_tile: rowsPerTile })],
+          nodes: [node('LutPackWeights', inputs, ['p', 'h', 'o'], {
+            bits, ternary: ternary ? 1 : 0, g: 4, group_size: G, K, N, rows_per_tile: rowsPerTile, ...(perByte === 2 ? { indices_per_byte: 2 } : {}),
+          })],
         });
         inferTypes(m.graph, m.opsets);
-        expect(m.graph.valueInfo.get('p')).toMatchObject({ dtype: 'u8', shape: [bits, N, K / 4], quant: { bits, ternary, layout: { kind: 'bitplanes', g: 4, rowsPerTile } } });
+        const layout = { kind: 'bitplanes', g: 4, rowsPerTile, ...(perByte === 2 ? { indicesPerByte: 2 } : {}) };
+        expect(m.graph.valueInfo.get('p')).toMatchObject({ dtype: 'u8', shape: [bits, N, K / 4 / perByte], quant: { bits, ternary, layout } });
         const out = run(m, feeds);
-        const ref = relayoutWeights({ codes: q.codes.numbers(), scales: q.scales.numbers(), zeroPoints: q.zeroPoints?.numbers(), bits, ternary, N, K, groupSize: G }, 4, rowsPerTile);
+        const ref = relayoutWeights({ codes: q.codes.numbers(), scales: q.scales.numbers(), zeroPoints: q.zeroPoints?.numbers(), bits, ternary, N, K, groupSize: G }, 4, rowsPerTile, undefined, false, perByte);
         expect(Array.from(out.get('p')!.numbers())).toEqual(Array.from(ref.planes));
         expect(Array.from(out.get('h')!.numbers())).toEqual(Array.from(ref.scales));
         expect(Array.from(out.get('o')!.numbers())).toEqual(Array.from(ref.offsets));
@@ -122,5 +125,7 @@ describe('llmcc.LutPackWeights', () => {
     expect(() => run(build({}), { c: new Tensor('u8', [N, K], Uint8Array.from(codes)), s: q.scales })).toThrow(/outside \[0, 3\].*pack/);
     expect(() => inferTypes(build({ bits: 8 }).graph, new Map([['llmcc', 1]]))).toThrow(/1–4 bit-planes/);
     expect(() => inferTypes(build({ K: 64 }).graph, new Map([['llmcc', 1]]))).toThrow(LlmccError);
+    expect(() => inferTypes(build({ indices_per_byte: 3 }).graph, new Map([['llmcc', 1]]))).toThrow(/indices_per_byte must be 1 or 2.*pack/);
+    expect(() => inferTypes(build({ indices_per_byte: 2, K: 36, group_size: 4 }).graph, new Map([['llmcc', 1]]))).toThrow(/even K\/g/);
   });
 });

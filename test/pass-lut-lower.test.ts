@@ -132,6 +132,50 @@ describe('lut-lower', () => {
     });
   }
 
+  it('two indices per byte: planes half the bytes, layout recorded, the same outputs bit for bit (offline and run time)', () => {
+    const x = feeds(8);
+    const one = buildModel(qkv, 9).m;
+    const oneStats = lutLowerPass.run(one, { table: 'i8', rowsPerTile: 4 }).stats;
+    const two = buildModel(qkv, 9).m;
+    const twoStats = lutLowerPass.run(two, { table: 'i8', rowsPerTile: 4, indicesPerByte: 2 }).stats;
+    expect(twoStats.planeBytesStored).toBe(oneStats.planeBytesStored / 2);
+    for (const mm of two.graph.nodes.filter((n) => n.op === 'LutMatMul')) {
+      expect(mm.attributes.get('indices_per_byte')).toEqual({ kind: 'int', value: 2 });
+      const type = two.graph.valueInfo.get(mm.inputs[3]);
+      expect(type?.quant?.layout).toEqual({ kind: 'bitplanes', g: 4, rowsPerTile: 4, indicesPerByte: 2 });
+      expect(type?.shape?.[2]).toBe(K / 8);
+    }
+    const expected = run(one, x);
+    const packed = run(two, x);
+    const { m: runtime, weightFeeds } = buildModel(qkv, 9, 'f32', true);
+    lutLowerPass.run(runtime, { table: 'i8', rowsPerTile: 4, indicesPerByte: 2 });
+    expect(runtime.graph.nodes.filter((n) => n.op === 'LutPackWeights').every((n) => n.attributes.get('indices_per_byte')?.kind === 'int')).toBe(true);
+    const atRunTime = run(runtime, { ...x, ...weightFeeds });
+    for (const l of qkv) {
+      expect(Array.from(packed.get(l.name)!.numbers())).toEqual(Array.from(expected.get(l.name)!.numbers()));
+      expect(Array.from(atRunTime.get(l.name)!.numbers())).toEqual(Array.from(expected.get(l.name)!.numbers()));
+    }
+  });
+
+  it("'auto' packs two indices per byte only when the planes pass the threshold", () => {
+    // qkv planes at one index per byte: (4·8 + 2·4 + 2·4 + 8 + 3·12)·K/4 = 736 bytes.
+    for (const [threshold, want] of [[735, 2], [736, 1]] as const) {
+      const { m } = buildModel(qkv, 2);
+      lutLowerPass.run(m, { table: 'i8', indicesPerByte: 'auto', packAbovePlaneBytes: threshold });
+      const perByte = m.graph.nodes.filter((n) => n.op === 'LutMatMul').map((n) => n.attributes.get('indices_per_byte'));
+      expect(perByte.every((a) => (want === 2 ? a?.kind === 'int' && a.value === 2 : a === undefined))).toBe(true);
+    }
+  });
+
+  it('two indices per byte fall back to one where they do not fit a byte (g > 4)', () => {
+    const { m } = buildModel([{ name: 'q', input: 'a', bits: 2, N: 8, G: 8 }], 3);
+    // K = 32, g = 8: K/g = 4 is even but an index takes the whole byte.
+    lutLowerPass.run(m, { g: 8, table: 'f32', indicesPerByte: 2 });
+    const mm = m.graph.nodes.find((n) => n.op === 'LutMatMul')!;
+    expect(mm.attributes.has('indices_per_byte')).toBe(false);
+    expect(m.graph.valueInfo.get(mm.inputs[3])?.quant?.layout).toEqual({ kind: 'bitplanes', g: 8, rowsPerTile: 1 });
+  });
+
   it('int8 tables stay within the derived bound of the f32-table result', () => {
     const x = feeds(3);
     const f32 = buildModel(qkv, 4).m;

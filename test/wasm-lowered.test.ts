@@ -26,11 +26,19 @@ function flags(bits?: string): LoweringFlags {
   return { ...(bits ? { bits } : {}), group: '32', table: 'i8', g: '4', fuse: true };
 }
 
-async function lowered(dir: string, bits?: string): Promise<Model> {
+/** `packed`: two plane indices per byte whatever the model's size (the 'auto' threshold at 0). */
+async function lowered(dir: string, bits?: string, packed = false): Promise<Model> {
   const model = await loadModel(path.join(dir, 'model.onnx'));
-  runLoweringPipeline(model, loweringFromFlags(flags(bits), 'wasm'));
+  const options = loweringFromFlags(flags(bits), 'wasm');
+  if (packed) options.lut.packAbovePlaneBytes = 0;
+  runLoweringPipeline(model, options);
   return model;
 }
+
+const perByte = (model: Model): number[] => model.graph.nodes.filter((n) => n.op === 'LutMatMul').map((n) => {
+  const a = n.attributes.get('indices_per_byte');
+  return a?.kind === 'int' ? a.value : 1;
+});
 
 function scaleOf(t: Tensor): number {
   let max = 0;
@@ -80,6 +88,23 @@ describe('--lower on wasm matches the reference on the same lowered graph', () =
       expect(await compareWithReference(model, decoder)).toEqual([]);
     }, 300_000);
   }
+
+  it('static-scatter decoder, --bits 2, two plane indices per byte (small models keep one)', async () => {
+    expect(new Set(perByte(await lowered(decoder, '2')))).toEqual(new Set([1]));
+    const model = await lowered(decoder, '2', true);
+    expect(new Set(perByte(model))).toEqual(new Set([2]));
+    expect(await compareWithReference(model, decoder)).toEqual([]);
+  }, 300_000);
+
+  it('weights re-laid at run time, two plane indices per byte', async () => {
+    const dir = modelDirs(path.join(MODELS_DIR, 'matmulnbits')).find((d) => d.endsWith('_inputs'))!;
+    const model = await lowered(dir, undefined, true);
+    const packs = model.graph.nodes.filter((n) => n.op === 'LutPackWeights');
+    expect(packs.length).toBeGreaterThan(0);
+    expect(packs.every((n) => n.attributes.get('indices_per_byte')?.kind === 'int')).toBe(true);
+    expect(new Set(perByte(model))).toEqual(new Set([2]));
+    expect(await compareWithReference(model, dir)).toEqual([]);
+  }, 300_000);
 
   for (const dir of modelDirs(path.join(MODELS_DIR, 'matmulnbits'))) {
     const name = path.basename(dir);

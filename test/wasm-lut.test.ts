@@ -31,6 +31,8 @@ interface Case {
   tiled?: boolean;
   /** Extreme data instead of random: every table code ±127 and every index 15 or 0 (the int16 bounds). */
   extreme?: boolean;
+  /** Two g-bit indices per plane byte (indices_per_byte = 2). */
+  perByte?: 1 | 2;
 }
 
 function makeCase(c: Case, seed: number) {
@@ -40,7 +42,7 @@ function makeCase(c: Case, seed: number) {
   const codes = new Uint8Array(N * K).map(() => Math.floor(r() * (c.ternary ? 3 : 2 ** bits)));
   const scales = new Float32Array(N * (K / groupSize)).map(() => 0.01 + r() * 0.1);
   if (c.extreme) codes.fill(r() < 0.5 ? 0 : 2 ** bits - 1);
-  const w = relayoutWeights({ codes, scales, bits, ternary: c.ternary ?? false, N, K, groupSize }, 4, rowsPerTile, undefined, c.tiled ?? false);
+  const w = relayoutWeights({ codes, scales, bits, ternary: c.ternary ?? false, N, K, groupSize }, 4, rowsPerTile, undefined, c.tiled ?? false, c.perByte ?? 1);
   const pre = precomputeTables(a, M, K, 4, groupSize, c.table);
   if (c.extreme && pre.tables instanceof Int8Array) pre.tables.fill(r() < 0.5 ? 127 : -127);
   const bias = c.bias ? new Float32Array(N).map(() => r() - 0.5) : undefined;
@@ -51,7 +53,8 @@ function lutNode(c: Case): Node {
   return {
     name: 'lut', domain: 'llmcc', op: 'LutMatMul',
     inputs: ['t', 'ts', 'as', 'p', 's', 'o', ...(c.bias ? ['b'] : [])], outputs: ['y'],
-    attributes: attrs({ bits: c.bits, g: 4, group_size: c.groupSize, K: c.K, N: c.N, rows_per_tile: c.rowsPerTile, ...(c.tiled ? { tiled_scales: 1 } : {}) }),
+    attributes: attrs({ bits: c.bits, g: 4, group_size: c.groupSize, K: c.K, N: c.N, rows_per_tile: c.rowsPerTile, ...(c.tiled ? { tiled_scales: 1 } : {}),
+      ...(c.perByte === 2 ? { indices_per_byte: 2 } : {}) }),
   };
 }
 
@@ -61,7 +64,7 @@ async function runLut(c: Case, seed: number, options: LutMatMulBuildOptions) {
   const node = lutNode(c);
   const groups = K / 4, blocks = K / groupSize;
   const ctx = context(node, [
-    tt(c.table, [M, groups, 8]), tt('f32', [M, blocks]), tt('f32', [M, blocks]), tt('u8', [bits, N, groups]),
+    tt(c.table, [M, groups, 8]), tt('f32', [M, blocks]), tt('f32', [M, blocks]), tt('u8', [bits, N, groups / (c.perByte ?? 1)]),
     tt('f32', [N, blocks]), tt('f32', [N, blocks]), c.bias ? tt('f32', [N]) : undefined,
   ], [tt('f32', [M, N])]);
   const kernel = buildLutMatMul(ctx, options);
@@ -73,7 +76,7 @@ async function runLut(c: Case, seed: number, options: LutMatMulBuildOptions) {
   runner.call('lut', ...bufs, y, scratch, M);
   const args = {
     tables: pre.tables, tableScales: pre.tableScales, actSums: pre.actSums, planes: w.planes, scales: w.scales, offsets: w.offsets, bias,
-    M, N, K, bits, g: 4, groupSize, rowsPerTile: c.rowsPerTile, tiledScales: c.tiled,
+    M, N, K, bits, g: 4, groupSize, rowsPerTile: c.rowsPerTile, tiledScales: c.tiled, indicesPerByte: c.perByte,
   };
   return options.blockSums
     ? { got: Array.from(runner.i32(y, outCount)), want: Array.from(lutBlockSums(args)) }
@@ -104,7 +107,7 @@ const cases: Case[] = [
 
 function label(c: Case): string {
   return `M${c.M} N${c.N} K${c.K} ${c.ternary ? 'ternary' : `${c.bits}-bit`} gs${c.groupSize} R${c.rowsPerTile} ${c.table}` +
-    `${c.bias ? ' bias' : ''}${c.tiled ? ' tiled' : ''}${c.extreme ? ' extreme' : ''}`;
+    `${c.bias ? ' bias' : ''}${c.tiled ? ' tiled' : ''}${c.extreme ? ' extreme' : ''}${c.perByte === 2 ? ' 2/byte' : ''}`;
 }
 
 describe('wasm LutMatMul', () => {
@@ -123,7 +126,8 @@ describe('wasm LutMatMul', () => {
   });
 
   // Every tile grouping and unroll of the fast path gives the same exact sums and output.
-  for (const [subtiles, unroll, accumulate] of [[1, 1, 'widen'], [2, 2, 'widen'], [4, 1, 'widen'], [1, 1, 'pairwise'], [2, 2, 'pairwise'], [4, 4, 'pairwise']] as const) {
+  for (const [subtiles, unroll, accumulate] of [[1, 1, 'widen'], [2, 2, 'widen'], [4, 1, 'widen'], [1, 1, 'pairwise'], [2, 2, 'pairwise'], [4, 4, 'pairwise'],
+    [1, 1, 'shift'], [2, 2, 'shift'], [4, 4, 'shift']] as const) {
     const c: Case = { M: 2, N: 64, K: 256, bits: 2, groupSize: 64, rowsPerTile: 16, table: 'i8', bias: true, tiled: true };
     it(`fast path with subtiles ${subtiles}, unroll ${unroll}, ${accumulate} accumulation (${label(c)})`, async () => {
       const sums = await runLut(c, 3, { blockSums: true, subtiles, unroll, accumulate });
@@ -162,10 +166,12 @@ describe('wasm LutMatMul', () => {
   });
 
   for (const c of cases.filter((x) => x.extreme)) {
-    it(`pairwise accumulation is exact at the int16 limits too (${label(c)})`, async () => {
-      const { got, want } = await runLut(c, 7, { blockSums: true, accumulate: 'pairwise' });
-      expect(got).toEqual(want);
-    });
+    for (const accumulate of ['pairwise', 'shift'] as const) {
+      it(`${accumulate} accumulation is exact at the int16 limits too (${label(c)})`, async () => {
+        const { got, want } = await runLut(c, 7, { blockSums: true, accumulate });
+        expect(got).toEqual(want);
+      });
+    }
   }
 
   for (const c of cases) {
@@ -181,6 +187,49 @@ describe('wasm LutMatMul', () => {
       const { got, want } = await runLut(c, 11, {});
       const scale = Math.max(...want.map(Math.abs));
       for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThanOrEqual(1e-5 * scale + 1e-6);
+    });
+  }
+});
+
+describe('wasm LutMatMul, two indices per byte', () => {
+  const packed = cases.filter((c) => c.table === 'i8').map((c) => ({ ...c, perByte: 2 as const }));
+
+  it('needs an even number of lookups per block on the fast path', () => {
+    const odd: Case = { M: 1, N: 32, K: 96, bits: 2, groupSize: 12, rowsPerTile: 16, table: 'i8', bias: false, perByte: 2 };
+    expect(fastPathBlocker(lutMatMulParams(lutNode(odd)), 'i8')).toMatch(/odd with two indices per byte/);
+    expect(fastPathBlocker(lutMatMulParams(lutNode(packed[0])), 'i8')).toBeUndefined();
+  });
+
+  it('an odd number of lookups per block falls back to the generic kernel, still exact', async () => {
+    const odd: Case = { M: 2, N: 32, K: 96, bits: 3, groupSize: 12, rowsPerTile: 16, table: 'i8', bias: true, perByte: 2 };
+    const { got, want } = await runLut(odd, 5, { blockSums: true });
+    expect(got).toEqual(want);
+  });
+
+  for (const c of packed) {
+    for (const generic of [false, true]) {
+      it(`integer block sums are bit-exact (${label(c)}${generic ? ', generic' : ''})`, async () => {
+        const { got, want } = await runLut(c, 7, { blockSums: true, generic });
+        expect(got).toEqual(want);
+      });
+    }
+    it(`output bits equal one index per byte's (${label(c)})`, async () => {
+      const two = await runLut(c, 11, {});
+      const one = await runLut({ ...c, perByte: 1 }, 11, {});
+      expect(two.want).toEqual(one.want);
+      expect(two.got).toEqual(one.got);
+    });
+  }
+
+  for (const [subtiles, unroll, accumulate, kBlock] of [[2, 2, 'widen', 0], [4, 4, 'widen', 0], [2, 2, 'pairwise', 0], [1, 1, 'shift', 0], [2, 4, 'shift', 0],
+    [1, 1, 'widen', 128], [2, 1, 'shift', 192]] as const) {
+    const c: Case = { M: 2, N: 64, K: 512, bits: 3, groupSize: 64, rowsPerTile: 16, table: 'i8', bias: true, tiled: true, perByte: 2 };
+    it(`fast path with subtiles ${subtiles}, unroll ${unroll}, ${accumulate}, K block ${kBlock} (${label(c)})`, async () => {
+      const sums = await runLut(c, 3, { blockSums: true, subtiles, unroll, accumulate, kBlock });
+      expect(sums.got).toEqual(sums.want);
+      const { got } = await runLut(c, 3, { subtiles, unroll, accumulate, kBlock });
+      const one = await runLut({ ...c, perByte: 1 }, 3, { subtiles, unroll, accumulate, kBlock });
+      expect(got).toEqual(one.got);
     });
   }
 });

@@ -121,8 +121,8 @@ describe('wasm UnpackNBits', () => {
 
 describe('wasm LutPackWeights', () => {
   for (const bits of [1, 2, 3, 4]) {
-    for (const rowsPerTile of [1, 16]) {
-      it(`${bits}-bit, rows_per_tile ${rowsPerTile}, ${bits === 2 ? 'with' : 'without'} zero points`, async () => {
+    for (const [rowsPerTile, perByte] of [[1, 1], [16, 1], [1, 2], [16, 2]] as const) {
+      it(`${bits}-bit, rows_per_tile ${rowsPerTile}, ${perByte} index per byte, ${bits === 2 ? 'with' : 'without'} zero points`, async () => {
         const r = rng(bits * 13 + rowsPerTile);
         const K = 64, N = 32, group = 32, blocks = K / group;
         const withZero = bits === 2;
@@ -134,10 +134,10 @@ describe('wasm LutPackWeights', () => {
         const node: Node = {
           name: 'pack', domain: 'llmcc', op: 'LutPackWeights',
           inputs: withZero ? ['codes', 'scales', 'zp'] : ['codes', 'scales'], outputs: ['planes', 'half', 'offsets'],
-          attributes: ints({ bits, ternary: 0, g: 4, group_size: group, K, N, rows_per_tile: rowsPerTile }),
+          attributes: ints({ bits, ternary: 0, g: 4, group_size: group, K, N, rows_per_tile: rowsPerTile, indices_per_byte: perByte }),
         };
         const model = oneNode(node, feeds, [
-          { name: 'planes', dtype: 'u8', shape: [bits, N, K / 4] }, { name: 'half', dtype: 'f32', shape: [N, blocks] },
+          { name: 'planes', dtype: 'u8', shape: [bits, N, K / 4 / perByte] }, { name: 'half', dtype: 'f32', shape: [N, blocks] },
           { name: 'offsets', dtype: 'f32', shape: [N, blocks] },
         ]);
         expect(await wasmVersusReference(model, feeds, () => 0)).toEqual([]);

@@ -601,7 +601,7 @@ class FunctionPrinter {
   private vectorBinary(op: BinaryOp, a: Expr, b: Expr, t: VectorType): string {
     const s = sfx(t);
     const x = this.expr(a);
-    if (op === 'shl' || op === 'shr') return this.vectorShift(op, x, b, t);
+    if (op === 'shl' || op === 'shr' || op === 'shr_u') return this.vectorShift(op, x, b, t);
     const y = this.expr(b);
     if (op === 'and' || op === 'or' || op === 'xor') {
       const name = op === 'and' ? 'vandq' : op === 'or' ? 'vorrq' : 'veorq';
@@ -612,6 +612,11 @@ class FunctionPrinter {
     const mask = (t === 'f32x4' ? 'i32x4' : t) as VectorType;
     if (op in compare) return reinterpret(`${compare[op]}_${s}(${x}, ${y})`, maskSfx(t), sfx(mask));
     if (op === 'ne') return reinterpret(`vmvnq_${maskSfx(t)}(vceqq_${s}(${x}, ${y}))`, maskSfx(t), sfx(mask));
+    // x + (v >>u n): one USRA (shift right and accumulate), as the LUT kernel's odd-row sums.
+    if (op === 'add' && t !== 'f32x4' && b.kind === 'binary' && b.op === 'shr_u' && b.b.kind === 'const' && (b.b.value & (128 / laneCount(t) - 1)) !== 0) {
+      const u = maskSfx(t);
+      return reinterpret(`vsraq_n_${u}(${reinterpret(x, s, u)}, ${reinterpret(this.expr(b.a), s, u)}, ${b.b.value & (128 / laneCount(t) - 1)})`, u, s);
+    }
     switch (op) {
       case 'add': return `vaddq_${s}(${x}, ${y})`;
       case 'sub': return `vsubq_${s}(${x}, ${y})`;
@@ -631,7 +636,7 @@ class FunctionPrinter {
   }
 
   /** Vector shifts by a scalar count taken modulo the lane width (as WASM does). */
-  private vectorShift(op: 'shl' | 'shr', x: string, amount: Expr, t: VectorType): string {
+  private vectorShift(op: 'shl' | 'shr' | 'shr_u', x: string, amount: Expr, t: VectorType): string {
     if (t === 'f32x4') this.fail(`${op} on f32x4`);
     const bits = 128 / laneCount(t);
     const s = sfx(t);
@@ -640,6 +645,7 @@ class FunctionPrinter {
     if (amount.kind === 'const') {
       const n = amount.value & (bits - 1);
       if (n === 0) return x;
+      if (op === 'shr_u') return reinterpret(`vshrq_n_${u}(${reinterpret(x, s, u)}, ${n})`, u, s);
       return op === 'shl' ? reinterpret(`vshlq_n_${u}(${reinterpret(x, s, u)}, ${n})`, u, s) : `vshrq_n_${s}(${x}, ${n})`;
     }
     const count = `(${this.expr(amount)} & ${bits - 1})`;
@@ -651,6 +657,8 @@ class FunctionPrinter {
     };
     // NEON shifts by a register: a negative count shifts right (arithmetic for signed lanes).
     if (op === 'shl') return reinterpret(`vshlq_${u}(${reinterpret(x, s, u)}, ${countVec(false)})`, u, s);
+    // USHL by a negative count: a logical right shift.
+    if (op === 'shr_u') return reinterpret(`vshlq_${u}(${reinterpret(x, s, u)}, ${countVec(true)})`, u, s);
     return `vshlq_${s}(${x}, ${countVec(true)})`;
   }
 

@@ -644,6 +644,7 @@ class FunctionCompiler {
           case 'max': return v.max_s(a, b);
           case 'shl': return v.shl(a, b);
           case 'shr': return v.shr_s(a, b);
+          case 'shr_u': return v.shr_u(a, b);
           case 'eq': return v.eq(a, b);
           case 'ne': return v.ne(a, b);
           case 'lt': return v.lt_s(a, b);
@@ -664,6 +665,7 @@ class FunctionCompiler {
           case 'max': return v.max_s(a, b);
           case 'shl': return v.shl(a, b);
           case 'shr': return v.shr_s(a, b);
+          case 'shr_u': return v.shr_u(a, b);
           case 'eq': return v.eq(a, b);
           case 'ne': return v.ne(a, b);
           case 'lt': return v.lt_s(a, b);
@@ -684,6 +686,7 @@ class FunctionCompiler {
           case 'max': return u ? v.max_u(a, b) : v.max_s(a, b);
           case 'shl': return v.shl(a, b);
           case 'shr': return u ? v.shr_u(a, b) : v.shr_s(a, b);
+          case 'shr_u': return v.shr_u(a, b);
           case 'eq': return v.eq(a, b);
           case 'ne': return v.ne(a, b);
           case 'lt': return u ? v.lt_u(a, b) : v.lt_s(a, b);

@@ -389,8 +389,17 @@ class Parser {
           this.keyword('rows');
           this.expect('=');
           const rowsPerTile = this.integer('rows');
+          // Optional (absent: one index per byte, the older form).
+          let indicesPerByte: 1 | 2 | undefined;
+          if (this.eat(',')) {
+            this.keyword('per_byte');
+            this.expect('=');
+            const perByte = this.integer('per_byte');
+            if (perByte !== 1 && perByte !== 2) throw this.error(`per_byte must be 1 or 2, got ${perByte}`);
+            indicesPerByte = perByte;
+          }
           this.expect(')');
-          fields.set(key, { kind: 'bitplanes', g, rowsPerTile });
+          fields.set(key, { kind: 'bitplanes', g, rowsPerTile, ...(indicesPerByte === 2 ? { indicesPerByte } : {}) });
         } else throw this.error(`unknown quant layout '${kind ?? ''}'`);
       } else if (key === 'sparsity') {
         const n = this.integer('sparsity N');

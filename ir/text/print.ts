@@ -92,7 +92,8 @@ export function printType(type: TensorType): string {
 }
 
 function printQuant(q: QuantInfo): string {
-  const layout = q.layout.kind === 'codes-nk' ? 'codes-nk' : `bitplanes(g=${q.layout.g}, rows=${q.layout.rowsPerTile})`;
+  const layout = q.layout.kind === 'codes-nk' ? 'codes-nk'
+    : `bitplanes(g=${q.layout.g}, rows=${q.layout.rowsPerTile}${(q.layout.indicesPerByte ?? 1) === 2 ? ', per_byte=2' : ''})`;
   return `quant<bits=${q.bits}, ternary=${q.ternary}, group=${q.groupSize}, symmetric=${q.symmetric}, scale=${q.scaleDtype}, layout=${layout}${q.sparsity ? `, sparsity=${q.sparsity.n}:${q.sparsity.m}` : ''}>`;
 }
 

@@ -1,4 +1,5 @@
 import { LlmccError } from '../../ir/errors.js';
+import type { IndicesPerByte } from '../../ir/quant.js';
 import { checkGroupLayout } from './tables.js';
 
 /**
@@ -17,6 +18,12 @@ import { checkGroupLayout } from './tables.js';
  * Row interleaving (`rowsPerTile` R > 1): the logical shape stays [bits, N, K/g] but the
  * elements are stored tile by tile, rows of a tile innermost: element (i, n, j) lives at
  * ((i·N/R + ⌊n/R⌋)·K/g + j)·R + n mod R, so one load gives the same index j for R rows.
+ *
+ * Two indices per byte (`indicesPerByte` 2, g ≤ 4, K/g even; attribute indices_per_byte): the
+ * byte that would hold element (i, n, j) in a tensor of K/(2g) groups holds groups 2j (low
+ * nibble) and 2j + 1 (high nibble) of the same plane and row, so with rows interleaved one
+ * 16-byte load gives two groups' indices of 16 rows, and a 2-bit weight costs 2 bits of memory
+ * instead of 4. Stored shape [bits, N, K/(2g)].
  *
  * Tiled scales (`tiledScales`, the LutMatMul/LutPackWeights attribute tiled_scales = 1): the
  * scales and offsets [N, K/group_size] are stored the same way, element (n, blk) at
@@ -48,6 +55,35 @@ export function planeOffset(plane: number, n: number, j: number, N: number, grou
   return ((plane * (N / rowsPerTile) + tile) * groups + j) * rowsPerTile + (n % rowsPerTile);
 }
 
+/** Checks an indices-per-byte choice for g-bit indices and `groups` groups per row. */
+export function checkIndicesPerByte(g: number, groups: number, indicesPerByte: number, where?: string): asserts indicesPerByte is IndicesPerByte {
+  if (indicesPerByte !== 1 && indicesPerByte !== 2) throw new LlmccError(`indices_per_byte must be 1 or 2, got ${indicesPerByte}`, where);
+  if (indicesPerByte === 2 && g > 4) throw new LlmccError(`indices_per_byte = 2 needs g ≤ 4, got g = ${g}`, where);
+  if (indicesPerByte === 2 && groups % 2 !== 0) throw new LlmccError(`indices_per_byte = 2 needs an even K/g, got ${groups}`, where);
+}
+
+/**
+ * Plane bytes (at one index per byte) above which a model's planes are packed two indices per
+ * byte under 'auto' (passes/lut-lower.ts): a 32 MiB last-level cache (measured in
+ * targets/wasm/kernels/lut/common.ts).
+ */
+export const DEFAULT_PACK_ABOVE_PLANE_BYTES = 32 * 2 ** 20;
+
+/** Whether two indices per byte suit these weights (g ≤ 4 and an even K/g). */
+export function canPackTwoPerByte(g: number, groups: number): boolean {
+  return g <= 4 && groups % 2 === 0;
+}
+
+/** The g-bit index (plane, n, j) of stored planes holding `indicesPerByte` indices per byte. */
+export function readPlaneIndex(
+  planes: ArrayLike<number>, plane: number, n: number, j: number, N: number, groups: number, rowsPerTile: number,
+  indicesPerByte: IndicesPerByte = 1,
+): number {
+  if (indicesPerByte === 1) return planes[planeOffset(plane, n, j, N, groups, rowsPerTile)];
+  const byte = planes[planeOffset(plane, n, j >> 1, N, groups / 2, rowsPerTile)];
+  return (j & 1) === 0 ? byte & 0x0f : byte >> 4;
+}
+
 /** Offset of element (n, blk) of the scales/offsets [N, blocks] (see the file comment). */
 export function scaleOffset(n: number, blk: number, blocks: number, rowsPerTile: number, tiledScales: boolean): number {
   if (!tiledScales || rowsPerTile === 1) return n * blocks + blk;
@@ -72,18 +108,20 @@ export function checkCodes(codes: ArrayLike<number>, bits: number, ternary: bool
   }
 }
 
-/** Packs codes [N, K] into g-bit plane indices [bits, N, K/g] (interleaved by rowsPerTile). */
+/** Packs codes [N, K] into g-bit plane indices [bits, N, K/(g·indicesPerByte)] (interleaved by rowsPerTile). */
 export function packPlanes(
-  codes: ArrayLike<number>, N: number, K: number, bits: number, g: number, rowsPerTile = 1,
+  codes: ArrayLike<number>, N: number, K: number, bits: number, g: number, rowsPerTile = 1, indicesPerByte: IndicesPerByte = 1,
 ): Uint8Array {
   const groups = K / g;
-  const out = new Uint8Array(bits * N * groups);
+  checkIndicesPerByte(g, groups, indicesPerByte);
+  const out = new Uint8Array((bits * N * groups) / indicesPerByte);
   for (let i = 0; i < bits; i++) {
     for (let n = 0; n < N; n++) {
       for (let j = 0; j < groups; j++) {
         let index = 0;
         for (let t = 0; t < g; t++) index |= ((codes[n * K + j * g + t] >> i) & 1) << t;
-        out[planeOffset(i, n, j, N, groups, rowsPerTile)] = index;
+        if (indicesPerByte === 1) out[planeOffset(i, n, j, N, groups, rowsPerTile)] = index;
+        else out[planeOffset(i, n, j >> 1, N, groups / 2, rowsPerTile)] |= index << (4 * (j & 1));
       }
     }
   }
@@ -92,14 +130,15 @@ export function packPlanes(
 
 /** The inverse of packPlanes: codes [N, K] (for tests and debugging). */
 export function unpackPlanes(
-  planes: ArrayLike<number>, N: number, K: number, bits: number, g: number, rowsPerTile = 1,
+  planes: ArrayLike<number>, N: number, K: number, bits: number, g: number, rowsPerTile = 1, indicesPerByte: IndicesPerByte = 1,
 ): Uint8Array {
   const groups = K / g;
+  checkIndicesPerByte(g, groups, indicesPerByte);
   const codes = new Uint8Array(N * K);
   for (let i = 0; i < bits; i++) {
     for (let n = 0; n < N; n++) {
       for (let j = 0; j < groups; j++) {
-        const index = planes[planeOffset(i, n, j, N, groups, rowsPerTile)];
+        const index = readPlaneIndex(planes, i, n, j, N, groups, rowsPerTile, indicesPerByte);
         for (let t = 0; t < g; t++) codes[n * K + j * g + t] |= ((index >> t) & 1) << i;
       }
     }
@@ -122,7 +161,7 @@ export interface LutWeightSource {
 }
 
 export interface LutWeights {
-  /** [bits, N, K/g] g-bit indices (interleaved by rowsPerTile). */
+  /** [bits, N, K/(g·indicesPerByte)] g-bit indices (interleaved by rowsPerTile). */
   planes: Uint8Array;
   /** [N, K/groupSize]: s/2 (tiled when asked, see scaleOffset). */
   scales: Float32Array;
@@ -131,10 +170,13 @@ export interface LutWeights {
 }
 
 /** Re-lays a QuantMatMul weight for LutMatMul (see the file comment). */
-export function relayoutWeights(src: LutWeightSource, g: number, rowsPerTile: number, where?: string, tiledScales = false): LutWeights {
+export function relayoutWeights(
+  src: LutWeightSource, g: number, rowsPerTile: number, where?: string, tiledScales = false, indicesPerByte: IndicesPerByte = 1,
+): LutWeights {
   const { codes, scales, zeroPoints, bits, ternary, N, K, groupSize } = src;
   checkGroupLayout(K, g, groupSize, where);
   checkRowsPerTile(N, rowsPerTile, where);
+  checkIndicesPerByte(g, K / g, indicesPerByte, where);
   if (codes.length !== N * K) throw new LlmccError(`codes have ${codes.length} elements, expected N·K = ${N * K}`, where);
   const blocks = K / groupSize;
   if (scales.length !== N * blocks) throw new LlmccError(`scales have ${scales.length} elements, expected ${N * blocks}`, where);
@@ -142,7 +184,7 @@ export function relayoutWeights(src: LutWeightSource, g: number, rowsPerTile: nu
     throw new LlmccError(`zero_points have ${zeroPoints.length} elements, expected ${N * blocks}`, where);
   }
   checkCodes(codes, bits, ternary, where);
-  const planes = packPlanes(codes, N, K, bits, g, rowsPerTile);
+  const planes = packPlanes(codes, N, K, bits, g, rowsPerTile, indicesPerByte);
   const halfScales = new Float32Array(N * blocks);
   const offsets = new Float32Array(N * blocks);
   const top = 2 ** bits - 1;

@@ -1,5 +1,6 @@
 import { lookupSymmetric, storedEntries } from './tables.js';
-import { planeOffset, scaleOffset } from './bitplanes.js';
+import type { IndicesPerByte } from '../../ir/quant.js';
+import { readPlaneIndex, scaleOffset } from './bitplanes.js';
 
 /**
  * The LUT matmul every target must reproduce:
@@ -15,7 +16,7 @@ export interface LutMatMulArgs {
   tableScales: ArrayLike<number>;
   /** [M, K/groupSize]. */
   actSums: ArrayLike<number>;
-  /** [bits, N, K/g], stored interleaved by rowsPerTile. */
+  /** [bits, N, K/(g·indicesPerByte)], stored interleaved by rowsPerTile (bitplanes.ts). */
   planes: ArrayLike<number>;
   /** [N, K/groupSize] (tiled [N/R, blocks, R] when tiledScales). */
   scales: ArrayLike<number>;
@@ -30,6 +31,8 @@ export interface LutMatMulArgs {
   g: number;
   groupSize: number;
   rowsPerTile: number;
+  /** g-bit indices per stored byte (default 1). */
+  indicesPerByte?: IndicesPerByte;
   /** Scales and offsets stored tile by tile like the planes (bitplanes.ts scaleOffset). */
   tiledScales?: boolean;
 }
@@ -41,6 +44,7 @@ export function lutBlockSums(args: LutMatMulArgs): Float64Array {
   const groups = K / g;
   const blocks = K / groupSize;
   const perBlock = groupSize / g;
+  const perByte = args.indicesPerByte ?? 1;
   const sums = new Float64Array(M * N * blocks);
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
@@ -49,7 +53,7 @@ export function lutBlockSums(args: LutMatMulArgs): Float64Array {
         for (let i = 0; i < bits; i++) {
           let plane = 0;
           for (let j = blk * perBlock; j < (blk + 1) * perBlock; j++) {
-            const index = planes[planeOffset(i, n, j, N, groups, rowsPerTile)];
+            const index = readPlaneIndex(planes, i, n, j, N, groups, rowsPerTile, perByte);
             plane += lookupSymmetric(tables, (m * groups + j) * half, index, g);
           }
           total += plane * 2 ** i;

@@ -88,8 +88,9 @@ function weightBytes(k: number, n: number, bits: number, groupSize: number): num
 /** Bytes one layer occupies in the implementation's memory (drives the cold set's size). */
 function residentBytes(impl: BenchResult['impl'], k: number, n: number, bits: number, groupSize: number): number {
   if (bits === 32) return k * n * 4;
-  // llmcc planes keep one g-bit index per byte: bits·N·K/4 bytes, plus scales and offsets.
-  if (impl === 'llmcc-wasm') return Math.ceil(bits) * n * (k / 4) + 8 * n * (k / groupSize);
+  // llmcc planes: bits·N·K/4 g-bit indices, two per byte in a set this large (the wasm lowering
+  // packs planes that outgrow the cache, wasmIndicesPerByte), plus scales and offsets.
+  if (impl === 'llmcc-wasm') return (Math.ceil(bits) * n * (k / 4)) / 2 + 8 * n * (k / groupSize);
   return weightBytes(k, n, bits, groupSize);
 }
 

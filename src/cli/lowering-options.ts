@@ -110,7 +110,10 @@ export function loweringFromFlags(flags: LoweringFlags, target?: string): Loweri
   const quantize = quantSchemeFromFlags(flags);
   // wasm's fast LutMatMul reads 16 interleaved rows (and their scales) per v128 load.
   const tiles = target === 'wasm'
-    ? { rowsPerTile: WASM_LUT_LAYOUT.rowsPerTile, rowsPerTileFallback: true, tiledScales: WASM_LUT_LAYOUT.tiledScales }
+    ? {
+      rowsPerTile: WASM_LUT_LAYOUT.rowsPerTile, rowsPerTileFallback: true, tiledScales: WASM_LUT_LAYOUT.tiledScales,
+      indicesPerByte: WASM_LUT_LAYOUT.indicesPerByte, packAbovePlaneBytes: WASM_LUT_LAYOUT.packAbovePlaneBytes,
+    }
     : {};
   return {
     ...(quantize ? { quantize } : {}),

@@ -18,8 +18,9 @@
  * is ranked low).
  *
  * LutMatMul (fast path), per group per 16-row tile: 1 table load + bits·(index load, lookup,
- * 2 widens, 2 adds) + loop overhead 4/unroll, plus a small code-size penalty once the
- * unrolled body passes 64 instructions.
+ * add, shift, add) + loop overhead 4/unroll, plus a small code-size penalty once the
+ * unrolled body passes 64 instructions. With two indices per byte an unrolled step is a pair
+ * of groups: half an index load and 1.5 ops to split the nibbles per group and plane.
  *
  * Gemm (strided scalar kernel), per K step of `cols` outputs: one A load, then per column a
  * B load, a mul and an add, plus loop overhead 4; single-column tails.
@@ -76,11 +77,14 @@ function lutMatMulCost(ctx: KernelBuildContext, shapes: LaunchShapes, knobs: Rec
     return a?.kind === 'int' ? a.value : 0;
   };
   const bits = attr('bits'), n = attr('N'), k = attr('K'), g = attr('g') || 4;
+  const perByte = attr('indices_per_byte') === 2 ? 2 : 1;
   const m = product(shapes.inputs[0]?.slice(0, -2) ?? [1]);
   const unroll = knobs.unroll ?? 2;
-  const body = 1 + 6 * bits;
-  const codeSize = unroll * body > 64 ? 1.02 : 1;
-  return m * (n / 16) * (k / g) * (body + LOOP_OVERHEAD / unroll) * codeSize;
+  // Per group: a table load, then per plane the index load (shared by a pair when packed), the
+  // nibble split (3 ops per pair), the lookup and the 3-op accumulation.
+  const body = 1 + bits * (perByte === 2 ? 0.5 + 1.5 + 4 : 1 + 4);
+  const codeSize = unroll * perByte * body > 64 ? 1.02 : 1;
+  return m * (n / 16) * (k / g) * (body + LOOP_OVERHEAD / (unroll * perByte)) * codeSize;
 }
 
 function gemmCost(def: WasmKernelDef, ctx: KernelBuildContext, shapes: LaunchShapes, knobs: Record<string, number>): number {

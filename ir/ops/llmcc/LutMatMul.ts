@@ -4,18 +4,20 @@ import { Tensor } from '../../tensor.js';
 import type { Attrs } from '../attrs.js';
 import type { EvalContext, InferContext, OpDef, OutputInfo } from '../types.js';
 import { checkAccumulationFits, checkGroupLayout, storedEntries } from '../../../passes/lut/tables.js';
-import { checkRowsPerTile } from '../../../passes/lut/bitplanes.js';
+import { checkIndicesPerByte, checkRowsPerTile } from '../../../passes/lut/bitplanes.js';
+import type { IndicesPerByte } from '../../quant.js';
 import { lutMatMul } from '../../../passes/lut/matmul.js';
 import { atNode } from './LutPrecompute.js';
-import { readTiledScales } from './LutPackWeights.js';
+import { readIndicesPerByte, readTiledScales } from './LutPackWeights.js';
 
 /**
  * llmcc.LutMatMul(tables, table_scales, act_sums, planes, scales, offsets, bias?) → Y
  * attrs bits, g, group_size, K, N, rows_per_tile (default 1), output_dtype ('f32' | 'f16' | 'bf16',
  * default 'f32': the dtype of the activations the tables came from), tiled_scales (0/1, default 0:
- * scales and offsets stored tile by tile like the planes, passes/lut/bitplanes.ts scaleOffset).
+ * scales and offsets stored tile by tile like the planes, passes/lut/bitplanes.ts scaleOffset),
+ * indices_per_byte (1/2, default 1: groups 2j and 2j+1 in the low and high nibble of one byte).
  *   tables [..., K/g, 2^(g−1)] i8|f32, table_scales/act_sums [..., K/group_size] f32 (LutPrecompute)
- *   planes u8 [bits, N, K/g] (symmetrized bit-plane indices), scales/offsets f32 [N, K/group_size]
+ *   planes u8 [bits, N, K/(g·indices_per_byte)] (symmetrized bit-plane indices), scales/offsets f32 [N, K/group_size]
  *   Y [..., N] = Σ_blk (scales·table_scales·I + offsets·act_sums) + bias   (passes/lut/matmul.ts)
  * With i8 tables I is an exact integer; Y is accumulated in f64 and rounded once.
  */
@@ -28,6 +30,7 @@ interface MatMulAttrs {
   N: number;
   rowsPerTile: number;
   tiledScales: boolean;
+  indicesPerByte: IndicesPerByte;
   outputDtype: DType;
 }
 
@@ -44,11 +47,13 @@ function readAttrs(attrs: Attrs): MatMulAttrs {
     N: attrs.int('N'),
     rowsPerTile: attrs.int('rows_per_tile', 1),
     tiledScales: readTiledScales(attrs),
+    indicesPerByte: readIndicesPerByte(attrs),
     outputDtype,
   };
   atNode(attrs, () => {
     checkGroupLayout(p.K, p.g, p.groupSize);
     checkRowsPerTile(p.N, p.rowsPerTile);
+    checkIndicesPerByte(p.g, p.K / p.g, p.indicesPerByte);
   });
   return p;
 }
@@ -81,14 +86,15 @@ function checkInputs(attrs: Attrs, types: (TensorType | undefined)[], p: MatMulA
   if (bias) expectDtype(attrs, 'bias', bias.dtype, ['f32']);
   const groups = p.K / p.g;
   const blocks = p.K / p.groupSize;
-  expectShape(attrs, 'planes', planes.shape, [p.bits, p.N, groups]);
+  expectShape(attrs, 'planes', planes.shape, [p.bits, p.N, groups / p.indicesPerByte]);
   expectShape(attrs, 'scales', scales.shape, [p.N, blocks]);
   expectShape(attrs, 'offsets', offsets.shape, [p.N, blocks]);
   if (bias) expectShape(attrs, 'bias', bias.shape, [p.N]);
   const layout = planes.quant?.layout;
-  if (layout && (layout.kind !== 'bitplanes' || layout.g !== p.g || layout.rowsPerTile !== p.rowsPerTile)) {
-    throw attrs.error(`planes are laid out as ${layout.kind === 'bitplanes' ? `bitplanes(g=${layout.g},rows=${layout.rowsPerTile})` : layout.kind}, ` +
-      `but the node expects bitplanes(g=${p.g},rows=${p.rowsPerTile})`);
+  const show = (g: number, rows: number, perByte: number) => `bitplanes(g=${g},rows=${rows}${perByte === 2 ? ',per_byte=2' : ''})`;
+  if (layout && (layout.kind !== 'bitplanes' || layout.g !== p.g || layout.rowsPerTile !== p.rowsPerTile || (layout.indicesPerByte ?? 1) !== p.indicesPerByte)) {
+    throw attrs.error(`planes are laid out as ${layout.kind === 'bitplanes' ? show(layout.g, layout.rowsPerTile, layout.indicesPerByte ?? 1) : layout.kind}, ` +
+      `but the node expects ${show(p.g, p.rowsPerTile, p.indicesPerByte)}`);
   }
   if (!tables.shape) return undefined;
   if (tables.shape.length < 2) throw attrs.error(`tables must have rank ≥ 2 ([..., K/g, 2^(g-1)]), got rank ${tables.shape.length}`);
@@ -115,7 +121,11 @@ export const LutMatMul: OpDef = {
     const limit = 1 << p.g;
     const indices = planes.numbers();
     for (let i = 0; i < indices.length; i++) {
-      if (indices[i] >= limit) throw ctx.attrs.error(`plane index ${indices[i]} at element ${i} does not fit g = ${p.g} bits`);
+      // Two indices per byte: each nibble must fit g bits.
+      const bad = p.indicesPerByte === 1 ? indices[i] >= limit : (indices[i] & 0x0f) >= limit || indices[i] >> 4 >= limit;
+      if (!bad) continue;
+      const what = p.indicesPerByte === 1 ? `plane index ${indices[i]}` : `plane byte ${indices[i]} (two indices)`;
+      throw ctx.attrs.error(`${what} at element ${i} does not fit g = ${p.g} bits`);
     }
     const M = lead.reduce((a, b) => a * b, 1);
     const y = lutMatMul({
@@ -127,7 +137,7 @@ export const LutMatMul: OpDef = {
       offsets: offsets.numbers(),
       bias: bias?.numbers(),
       M, N: p.N, K: p.K, bits: p.bits, g: p.g, groupSize: p.groupSize, rowsPerTile: p.rowsPerTile,
-      tiledScales: p.tiledScales,
+      tiledScales: p.tiledScales, indicesPerByte: p.indicesPerByte,
     });
     return [Tensor.fromNumbers(p.outputDtype, [...lead, p.N], y)];
   },

@@ -1,16 +1,17 @@
 import {
-  KernelBuilder, add, cast, constant, f32, lt, mul, neg, select, shl, sub,
+  KernelBuilder, add, and, cast, constant, f32, lt, mul, neg, select, shl, shr, sub,
 } from '../../../../codegen/builder.js';
 import type { Kernel } from '../../../../codegen/kernel.js';
 import type { Node } from '../../../../ir/graph.js';
 import type { KernelBuildContext, LaunchShapes, WasmKernelDef } from '../../kernel-def.js';
 import { TILE_ROWS, leadingDims, lutMatMulParams, type LutMatMulParams, type RowSplitKernel } from './common.js';
-import { DEFAULT_K_BLOCK, buildFastLutMatMul, declareLutBuffers, fastSubtiles, kBlockQuantBlocks, planeChunks } from './matmul-fast.js';
+import { DEFAULT_K_BLOCK, buildFastLutMatMul, type LutAccumulate, declareLutBuffers, fastSubtiles, kBlockQuantBlocks, planeChunks } from './matmul-fast.js';
 
 /**
  * llmcc.LutMatMul on wasm (semantics: ir/ops/llmcc/LutMatMul.ts, passes/lut/matmul.ts).
  *
- * Fast path (int8 tables, g = 4, rows_per_tile = 16, K/g even, group_size/g ≤ 257): the
+ * Fast path (int8 tables, g = 4, rows_per_tile = 16, K/g even, group_size/g ≤ 257 and even
+ * with two indices per byte): the
  * biased-table, int16-accumulating kernel of matmul-fast.ts. Generic path (any rows_per_tile,
  * f32 tables, odd shapes): a scalar loop in the reference's order; the integer part is still
  * exact for int8 tables.
@@ -27,8 +28,8 @@ export interface LutMatMulBuildOptions {
   unroll?: number;
   /** 16-row tiles per step of the fast path, sharing each table load (default 1). */
   subtiles?: number;
-  /** Fast path int16 accumulation: 'widen' (default) or 'pairwise' (matmul-fast.ts). */
-  accumulate?: 'widen' | 'pairwise';
+  /** Fast path int16 accumulation: 'shift' (default), 'widen' or 'pairwise' (matmul-fast.ts). */
+  accumulate?: LutAccumulate;
   /** Fast path only: scalar params tile_begin/tile_end after M, for threads (matmul-fast.ts). */
   rowRange?: boolean;
   /** Fast path: activations per K block (0: none; default DEFAULT_K_BLOCK, matmul-fast.ts). */
@@ -42,6 +43,7 @@ export function fastPathBlocker(p: LutMatMulParams, tableDtype: string): string 
   if (p.rowsPerTile !== TILE_ROWS) return `rows_per_tile = ${p.rowsPerTile} (needs ${TILE_ROWS})`;
   if (p.groups % 2 !== 0) return 'K/g is odd';
   if (!planeChunks(p.bits, p.lookups)) return `group_size/g = ${p.lookups} lookups overflow int16`;
+  if (p.indicesPerByte === 2 && p.lookups % 2 !== 0) return `group_size/g = ${p.lookups} is odd with two indices per byte`;
   return undefined;
 }
 
@@ -62,8 +64,12 @@ function buildGeneric(name: string, p: LutMatMulParams, tableElem: 'i8' | 'f32',
         for (let pl = 0; pl < bits; pl++) {
           const planeSum = k.mut(`ps${pl}`, constant(sumType, 0));
           k.loop('j', mul(blk, lookups), mul(add(blk, 1), lookups), (j) => {
-            const at = add(mul(add(mul(add(tile, pl * (N / rowsPerTile)), groups), j), rowsPerTile), tileRow);
-            const index = k.let('ix', buf.planes.load(at));
+            // Two indices per byte: group j is nibble j & 1 of stored group j / 2.
+            const perByte = p.indicesPerByte;
+            const storedJ = perByte === 1 ? j : shr(j, 1);
+            const at = add(mul(add(mul(add(tile, pl * (N / rowsPerTile)), groups / perByte), storedJ), rowsPerTile), tileRow);
+            const byte = buf.planes.load(at);
+            const index = k.let('ix', perByte === 1 ? byte : and(shr(byte, shl(and(j, 1), 2)), 15));
             const low = k.let('low', lt(index, half));
             const entry = select(low, index, sub(2 * half - 1, index));
             const value = k.let('val', buf.tables.load(add(mul(add(mul(m, groups), j), half), entry)));
@@ -141,7 +147,8 @@ export const lutMatMulKernel: WasmKernelDef & RowSplitKernel = {
     // Only the fast path reads `unroll` (values must divide the block's lookups), `subtiles` and `k_block`.
     const p = lutMatMulParams(ctx.node);
     if (fastPathBlocker(p, ctx.inputs[0]?.dtype === 'f32' ? 'f32' : 'i8') !== undefined) return [];
-    const values = [1, 2, 4, 8].filter((u) => p.lookups % u === 0);
+    // An unrolled step is one group, or one pair of groups with two indices per byte.
+    const values = [1, 2, 4, 8].filter((u) => (p.lookups / p.indicesPerByte) % u === 0);
     const tiles = p.N / TILE_ROWS;
     const subtiles = [1, MAX_SUBTILES].filter((st) => tiles % st === 0);
     // K block sizes with distinct schedules, by quant blocks per K block (0: one pass over K).

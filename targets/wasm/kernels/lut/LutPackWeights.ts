@@ -12,10 +12,14 @@ import type { KernelBuildContext, WasmKernelDef } from '../../kernel-def.js';
  * activation group j into one index, stored at planeOffset(i, n, j) (rows interleaved by
  * rows_per_tile); half_scales = s/2 and offsets = (s/2)·(2^b − 1 − 2z), each one f32
  * operation on exact operands, as the reference rounds them, stored at scaleOffset(n, blk)
- * (tiled like the planes when tiled_scales = 1). Sizes are attributes: no scalars.
+ * (tiled like the planes when tiled_scales = 1). With indices_per_byte = 2 one step packs groups
+ * 2j (low nibble) and 2j + 1 (high nibble) into one byte. Sizes are attributes: no scalars.
  */
 
-interface Params { bits: number; ternary: boolean; g: number; groupSize: number; K: number; N: number; rowsPerTile: number; tiledScales: boolean }
+interface Params {
+  bits: number; ternary: boolean; g: number; groupSize: number; K: number; N: number; rowsPerTile: number; tiledScales: boolean;
+  indicesPerByte: number;
+}
 
 function params(node: Node): Params {
   const attrs = new Attrs(node);
@@ -23,12 +27,15 @@ function params(node: Node): Params {
     bits: attrs.int('bits'), ternary: attrs.int('ternary', 0) === 1, g: attrs.int('g', 4),
     groupSize: attrs.int('group_size'), K: attrs.int('K'), N: attrs.int('N'), rowsPerTile: attrs.int('rows_per_tile', 1),
     tiledScales: attrs.int('tiled_scales', 0) === 1,
+    indicesPerByte: attrs.int('indices_per_byte', 1),
   };
 }
 
 export function buildLutPackWeights(ctx: KernelBuildContext): Kernel {
   const p = params(ctx.node);
-  const groups = p.K / p.g;
+  const perByte = p.indicesPerByte;
+  // Stored bytes per row and plane: one per index, or one per pair of groups.
+  const groups = p.K / p.g / perByte;
   const blocks = p.K / p.groupSize;
   const R = p.rowsPerTile;
   const k = new KernelBuilder(ctx.name);
@@ -46,12 +53,13 @@ export function buildLutPackWeights(ctx: KernelBuildContext): Kernel {
   k.loop('n', 0, p.N, (n) => {
     const row = k.let('row', mul(n, p.K));
     k.loop('j', 0, groups, (j) => {
-      const first = k.let('c0', add(row, mul(j, p.g)));
-      const q = Array.from({ length: p.g }, (_, t) => k.let(`q${t}`, codes.load(add(first, t))));
+      const first = k.let('c0', add(row, mul(j, p.g * perByte)));
+      // Codes of the byte's groups, bit t of nibble h ← code g·h + t.
+      const q = Array.from({ length: p.g * perByte }, (_, t) => k.let(`q${t}`, codes.load(add(first, t))));
       for (let plane = 0; plane < p.bits; plane++) {
         let index: Expr | undefined;
-        q.forEach((code, t) => {
-          const bit = shl(and(shr(code, plane), 1), t);
+        q.forEach((code, c) => {
+          const bit = shl(and(shr(code, plane), 1), 4 * Math.floor(c / p.g) + (c % p.g));
           index = index ? or(index, bit) : bit;
         });
         planes.store(planeOffset(plane, n, j), index!);
@@ -82,6 +90,9 @@ export const lutPackWeightsKernel: WasmKernelDef = {
     const p = params(ctx.node);
     if (p.K % p.g !== 0 || p.K % p.groupSize !== 0) return `K = ${p.K} is not a multiple of g and group_size`;
     if (p.N % p.rowsPerTile !== 0) return `N = ${p.N} is not a multiple of rows_per_tile = ${p.rowsPerTile}`;
+    if (p.indicesPerByte !== 1 && (p.indicesPerByte !== 2 || p.g > 4 || (p.K / p.g) % 2 !== 0)) {
+      return `indices_per_byte = ${p.indicesPerByte} with g = ${p.g}, K/g = ${p.K / p.g}`;
+    }
     return undefined;
   },
   build: buildLutPackWeights,

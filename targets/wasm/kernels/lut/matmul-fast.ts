@@ -1,5 +1,5 @@
 import {
-  KernelBuilder, add, bitcast, cast, constant, extract, f32, lookup16, min, mul, neg, pairwiseAdd, shl, shuffle, splat, sub,
+  KernelBuilder, add, and, bitcast, cast, constant, extract, f32, lookup16, min, mul, neg, pairwiseAdd, shl, shr, shrU, shuffle, splat, sub,
   widen, xor, type BufferRef,
 } from '../../../../codegen/builder.js';
 import type { Expr, Kernel } from '../../../../codegen/kernel.js';
@@ -7,21 +7,40 @@ import { TILE_ROWS, type LutMatMulParams } from './common.js';
 
 /**
  * The fast LutMatMul kernel (int8 tables, g = 4, rows_per_tile = 16); semantics in
- * ir/ops/llmcc/LutMatMul.ts. The kernel is bound by vector ALU and load throughput, not by
- * memory, so what counts is V8's x64 instructions per 16-lane lookup:
+ * ir/ops/llmcc/LutMatMul.ts. Hot, the kernel is bound by vector ALU throughput, so what
+ * counts is V8's x64 instructions per 16-lane lookup; cold, by the plane bytes it streams:
  *
  *  - Tables are expanded once per call into biased unsigned 16-entry tables in scratch:
  *    entry i = code_i + 128, entry 15 − i = −code_i + 128 (both in 1..255), so a lookup is
  *    one `lookup16` (swizzle: 2 instructions) with no sign fix-up.
- *  - A lookup h (16 rows, one biased byte each) is zero-extended into two i16x8 (rows 0–7,
- *    8–15) and added to int16 accumulators: no sign handling, and V8 needs no constant
- *    operand (measured ~25% faster than sign-extending int8 tables, which costs an extra
- *    shift per lookup). The biased sums are exact while they stay below 2^16, and after
- *    subtracting the bias the signed sums fit int16 (both checked by `planeChunks`).
- *    The alternative `accumulate: 'pairwise'` adds pairwise_add_u(h) (even + odd row) and h
- *    as i16x8 (even + 256·odd, mod 2^16); A − P = 255·O and 255⁻¹ ≡ −257 (mod 2^16) give
- *    O = (P − A)·257 and E = P − O exactly under the same bound. Fewer vector ops, but two
- *    constant loads per lookup in V8: slower on the machines measured.
+ *  - A lookup h (16 rows, one biased byte each) goes into a pair of int16 accumulators,
+ *    `accumulate`:
+ *      'shift' (default): A += h as i16x8 (even row + 256·odd row, mod 2^16) and
+ *        O += h >>u 8 (odd rows): 3 vector ops, no constant. Per block, E = A − 256·O
+ *        (mod 2^16) and the even/odd rows are interleaved back (two shuffles).
+ *      'widen': h zero-extended into rows 0–7 and 8–15, two adds: 5 x64 instructions (the
+ *        high half needs a zeroed register). 'shift' measured 5–13% faster in one process
+ *        (K = N = 4096 hot, 2-bit, group 128, Zen 5, V8 11.3, shared 2-core machine, medians
+ *        of 6 round-robin rounds: 0.326 vs 0.374 ms; 8192 resident 1.37 vs 1.42–1.45 ms);
+ *        separate `bench gemv` runs at 4096 vary more than that. At group 32 the per-block
+ *        interleave eats the gain (0.474 vs 0.477 ms). On neon, O += h >>u 8 prints as one
+ *        USRA, so both take two instructions per lookup there.
+ *      'pairwise': P += pairwise_add_u(h) (even + odd) and A += h as i16x8; A − P = 255·O
+ *        and 255⁻¹ ≡ −257 (mod 2^16) give O = (P − A)·257. Two constant loads per lookup in
+ *        V8: the slowest (0.42 ms at 4096 hot).
+ *    No sign handling: the biased sums are exact while below 2^16, and after subtracting the
+ *    bias the signed sums fit int16 (both checked by `planeChunks`); all three recover the
+ *    same integers.
+ *  - Two indices per byte (indices_per_byte = 2, passes/lut/bitplanes.ts): one 16-byte load
+ *    holds groups 2j (low nibbles) and 2j + 1 (high nibbles) of 16 rows; the low nibbles are
+ *    v & 0x0F, the high ones (v as i16x8 >> 4) & 0x0F (one shift and the same mask: V8's
+ *    i8x16.shr_u builds its own mask at every use). (binaryen puts the mask constant into
+ *    the loop; computing it outside from a scalar measured no different.) Half the
+ *    plane bytes for 3 more vector ops per pair of lookups: measured (2-bit, 'shift', one
+ *    process) 3–10% faster at K = N = 8192 cold (1.51–1.56 vs 1.59–1.70 ms; packed, the
+ *    kernel is bound by vector ops again, not by memory), 8% slower at 4096 hot (0.335 vs
+ *    0.31 ms), so the compiler packs only planes that outgrow the cache (wasmIndicesPerByte,
+ *    common.ts).
  *  - Planes are summed as Σ 2^p·acc_p in int16 (linear, so the bounds above still hold)
  *    in chunks small enough for that bound; chunks are combined in int32.
  *  - Per block, the int32 row sums of 16 rows are four i32x4 (rows 4i..4i+3); they are scaled by table_scale and the weight scales
@@ -40,6 +59,12 @@ import { TILE_ROWS, type LutMatMulParams } from './common.js';
  * `blockSums: true` (tests only) writes the int32 block sums I [M, N, blocks] instead of Y.
  */
 
+/** How the fast kernel adds a lookup's 16 bytes into int16 accumulators (see the file comment). */
+export type LutAccumulate = 'widen' | 'pairwise' | 'shift';
+
+/** Measured fastest on x64 V8 (file comment). */
+export const DEFAULT_ACCUMULATE: LutAccumulate = 'shift';
+
 export interface FastLutOptions {
   blockSums?: boolean;
   /** Table groups per unrolled inner step (default 1). */
@@ -53,11 +78,11 @@ export interface FastLutOptions {
    */
   rowRange?: boolean;
   /**
-   * How a lookup is accumulated in int16: 'widen' (default: zero-extend both halves and add;
-   * V8 needs no constant operand, measured fastest) or 'pairwise' (pairwise add + raw add,
-   * fewer vector ops but two constant loads per lookup; rows recovered per block).
+   * How a lookup is accumulated in int16 (see the file comment): 'shift' (default: raw i16 add
+   * and a logical shift for the odd rows, measured fastest), 'widen' (zero-extend both halves)
+   * or 'pairwise'. All give the same integers.
    */
-  accumulate?: 'pairwise' | 'widen';
+  accumulate?: LutAccumulate;
   /** Loop over a chunk's planes inside the group loop (default: when 2·planes·subtiles ≤ 8). */
   planesInner?: boolean;
   /**
@@ -158,6 +183,29 @@ function interleaveLanes(h: number): number[] {
   return lanes;
 }
 
+/**
+ * The pair of int16 terms a lookup's biased bytes h add to the two accumulators:
+ * widen: rows 0–7 and 8–15 zero-extended; pairwise: even + odd rows and h as i16 (even +
+ * 256·odd, mod 2^16); shift: h as i16 and h >>u 8 (odd rows).
+ */
+function accumulateTerms(accumulate: LutAccumulate, hit: Expr): [Expr, Expr] {
+  switch (accumulate) {
+    case 'widen': return [widen('low', false, hit), widen('high', false, hit)];
+    case 'pairwise': return [pairwiseAdd(false, hit), bitcast(hit, 'i16x8')];
+    case 'shift': return [bitcast(hit, 'i16x8'), shrU(bitcast(hit, 'i16x8'), 8)];
+  }
+}
+
+/**
+ * The two indices of each byte, low nibble then high nibble. The high nibbles come from one
+ * i16x8 shift by 4 and the same mask: cheaper in V8 than i8x16.shr_u, which masks itself.
+ */
+function splitNibbles(k: KernelBuilder, bytes: Expr, mask: Expr): Expr[] {
+  const v = k.let('pb', bytes);
+  const high = bitcast(shr(bitcast(v, 'i16x8'), 4), 'u8x16');
+  return [and(v, mask), and(high, mask)];
+}
+
 export function buildFastLutMatMul(name: string, p: LutMatMulParams, hasBias: boolean, options: FastLutOptions): Kernel {
   const k = new KernelBuilder(name);
   const blockSums = options.blockSums ?? false;
@@ -170,13 +218,17 @@ export function buildFastLutMatMul(name: string, p: LutMatMulParams, hasBias: bo
   const tileEnd = options.rowRange ? k.scalar('tile_end') : undefined;
   const { bits, groups, blocks, lookups, N } = p;
   const tiled = p.tiledScales;
-  const widenRows = (options.accumulate ?? 'widen') === 'widen';
+  const accumulate = options.accumulate ?? DEFAULT_ACCUMULATE;
   const tiles = N / TILE_ROWS;
   const chunks = planeChunks(bits, lookups);
   if (!chunks) throw new Error(`LutMatMul fast path: ${lookups} lookups per block overflow int16`);
   const subtiles = fastSubtiles(p, options.subtiles);
+  // Two indices per byte: one plane load serves groups 2j, 2j + 1 (an inner step is a pair).
+  const perByte = p.indicesPerByte;
+  if (perByte === 2 && lookups % 2 !== 0) throw new Error(`LutMatMul fast path: ${lookups} lookups per block do not pair up for two indices per byte`);
+  const steps = lookups / perByte;
   let unroll = options.unroll ?? 1;
-  while (lookups % unroll !== 0) unroll--;
+  while (steps % unroll !== 0) unroll--;
 
   // 1. Biased unsigned 16-entry tables: scratch[(m·groups + j)·16 + idx].
   const biasBytes = constant('i8x16', -BYTE_BIAS);
@@ -194,6 +246,8 @@ export function buildFastLutMatMul(name: string, p: LutMatMulParams, hasBias: bo
     });
   });
 
+  // Low nibbles of each byte (two indices per byte).
+  const nibbleMask = perByte === 2 ? constant('u8x16', 0x0f) : undefined;
   const zero16 = constant('i16x8', 0);
   const mul257 = constant('i16x8', 257);
   const zeroF32 = constant('f32x4', 0);
@@ -207,15 +261,21 @@ export function buildFastLutMatMul(name: string, p: LutMatMulParams, hasBias: bo
 
   /** Blocks [blkBegin, blkEnd) of every tile in the row range. */
   const tilePass = (blkBegin: Expr | number, blkEnd: Expr | number) => k.loop('t', tileBegin, tileEnd ?? tiles, (t) => {
-    // Plane pl's indices of layout tile t + s, group j: tileBase + pl·N·groups + s·groups·16 + 16j
-    // (the constant part becomes the load's offset).
-    const tileBase = k.let('tile', mul(t, groups * TILE_ROWS));
+    // Plane pl's stored bytes of layout tile t + s, stored group j (a pair of groups with two
+    // indices per byte): tileBase + pl·N·G + s·G·16 + 16j, G = groups/perByte stored groups
+    // per row (the constant part becomes the load's offset).
+    const stored = groups / perByte;
+    const tileBase = k.let('tile', mul(t, stored * TILE_ROWS));
     k.loop('m', 0, M, (m) => {
       const tabBase = k.let('tb', mul(m, groups * 16));
-      // The group loop runs over table offsets tj; plane offsets are tj + delta + a constant.
-      const delta = k.let('delta', sub(tileBase, tabBase));
-      const planeAt = (tj: Expr, pl: number, s: number, u: number): Expr =>
-        add(add(tj, delta), pl * N * groups + s * groups * TILE_ROWS + u * 16);
+      // The group loop runs over table offsets tj (one index per byte; plane offsets are
+      // tj + delta + a constant) or over plane offsets pj (two per byte; the pair's tables
+      // are at 2·pj + delta).
+      const delta = k.let('delta', perByte === 1 ? sub(tileBase, tabBase) : sub(tabBase, mul(tileBase, 2)));
+      const planeAt = (jo: Expr, pl: number, s: number, u: number): Expr =>
+        add(perByte === 1 ? add(jo, delta) : jo, pl * N * stored + s * stored * TILE_ROWS + u * 16);
+      const tableAt = (jo: Expr, u: number, nibble: number): Expr =>
+        perByte === 1 ? add(jo, u * 16) : add(add(shl(jo, 1), delta), 32 * u + 16 * nibble);
       // Y index of row r of subtile s (carried sums start from Y, else from 0).
       const yAt = (s: number, r: number): Expr => add(mul(m, N), add(mul(add(t, s), TILE_ROWS), r));
       // Per-row f32 accumulators: f32x4 per 4 rows (tiled scales) or one f32 per row.
@@ -224,7 +284,7 @@ export function buildFastLutMatMul(name: string, p: LutMatMulParams, hasBias: bo
       const rowScalars = blockSums || tiled ? [] : Array.from({ length: subtiles }, (_, s) =>
         Array.from({ length: TILE_ROWS }, (_, r) => k.mut(`y${s}r${r}`, sumsInY ? buf.y.load(yAt(s, r)) : f32(0))));
       k.loop('blk', blkBegin, blkEnd, (blk) => {
-        const start = k.let('js', add(tabBase, mul(blk, lookups * 16)));
+        const start = k.let('js', perByte === 1 ? add(tabBase, mul(blk, lookups * 16)) : add(tileBase, mul(blk, steps * 16)));
         // Row sums of this block per subtile: four i32x4 (rows 0–3, 4–7, 8–11, 12–15).
         const sums: Expr[][] = Array.from({ length: subtiles }, () => []);
         for (const chunk of chunks) {
@@ -246,16 +306,19 @@ export function buildFastLutMatMul(name: string, p: LutMatMulParams, hasBias: bo
                 second: own ? tot.second : Array.from({ length: subtiles }, (_, s) => k.mut(`a${pl}_${s}`, zero16)),
               };
             });
-            k.loop('jo', start, add(start, lookups * 16), (jo) => {
+            k.loop('jo', start, add(start, steps * 16), (jo) => {
               for (let u = 0; u < unroll; u++) {
-                const tab = k.let('tab', buf.scratch.loadVec(add(jo, u * 16), 'u8x16'));
+                const tabs = Array.from({ length: perByte }, (_, h) => k.let(`tab${h}`, buf.scratch.loadVec(tableAt(jo, u, h), 'u8x16')));
                 for (const acc of accs) {
                   for (let s = 0; s < subtiles; s++) {
-                    const idx = buf.planes.loadVec(planeAt(jo, acc.pl, s, u), 'u8x16');
-                    const hit = k.let('hit', lookup16(tab, idx, 'u8x16'));
-                    // widen: rows 0–7 and 8–15 zero-extended; pairwise: even+odd rows and the raw pairs.
-                    k.set(acc.first[s], add(acc.first[s], widenRows ? widen('low', false, hit) : pairwiseAdd(false, hit)));
-                    k.set(acc.second[s], add(acc.second[s], widenRows ? widen('high', false, hit) : bitcast(hit, 'i16x8')));
+                    const bytes = buf.planes.loadVec(planeAt(jo, acc.pl, s, u), 'u8x16');
+                    const indices = nibbleMask ? splitNibbles(k, bytes, nibbleMask) : [bytes];
+                    indices.forEach((idx, h) => {
+                      const hit = k.let('hit', lookup16(tabs[h], idx, 'u8x16'));
+                      const [first, second] = accumulateTerms(accumulate, hit);
+                      k.set(acc.first[s], add(acc.first[s], first));
+                      k.set(acc.second[s], add(acc.second[s], second));
+                    });
                   }
                 }
               }
@@ -273,11 +336,12 @@ export function buildFastLutMatMul(name: string, p: LutMatMulParams, hasBias: bo
             // Signed row sums of the chunk: rows 0–7 and 8–15 (the bias is exact in int16).
             const bias = BYTE_BIAS * lookups * (2 ** chunk.count - 1);
             let rowHalves: Expr[];
-            if (widenRows) {
+            if (accumulate === 'widen') {
               rowHalves = [sub(tot.first[s], bias), sub(tot.second[s], bias)];
             } else {
-              const odd = k.let('odd', mul(sub(tot.first[s], tot.second[s]), mul257));
-              const even = k.let('even', sub(sub(tot.first[s], odd), bias));
+              // pairwise: A − P = 255·O, 255⁻¹ ≡ −257; shift: O summed apart, E = A − 256·O.
+              const odd = k.let('odd', accumulate === 'pairwise' ? mul(sub(tot.first[s], tot.second[s]), mul257) : tot.second[s]);
+              const even = k.let('even', accumulate === 'pairwise' ? sub(sub(tot.first[s], odd), bias) : sub(sub(tot.first[s], shl(odd, 8)), bias));
               const oddTrue = k.let('oddt', sub(odd, bias));
               rowHalves = [0, 1].map((h) => shuffle(even, oddTrue, interleaveLanes(h)));
             }
