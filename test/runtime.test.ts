@@ -13,6 +13,7 @@ import { writeBundle } from '../src/bundle/write.js';
 import { load, type RuntimeSession } from '../src/runtime/index.js';
 import { writeToArena } from '../targets/wasm/arena.js';
 import { compileWasm } from '../targets/wasm/compile.js';
+import type { CompiledWasm } from '../targets/wasm/program.js';
 import { llmcc } from './helpers/cli.js';
 import { MODELS_DIR, REPO_ROOT } from './helpers/paths.js';
 import { buildModel } from './helpers/onnx-builder.js';
@@ -177,33 +178,8 @@ describe('runtime', () => {
 });
 
 describe('compile-time folding of host steps on constants', () => {
-  // A torch-style linear: Transpose of a small weight feeding MatMul. Without folding, the
-  // Transpose is a host step every new plan recomputes (each decode step with new positions).
-  it('folds a Transpose of a weight into a constant: no host step left, same outputs as the reference', async () => {
-    const w = Tensor.fromNumbers('f32', [3, 4], Array.from({ length: 12 }, (_, i) => (i - 6) / 5));
-    const model = modelOf(buildModel({
-      inputs: [{ name: 'x', dtype: 'f32', shape: ['batch', 4] }],
-      outputs: [{ name: 'y', dtype: 'f32', shape: undefined }],
-      initializers: { w },
-      nodes: [
-        { op: 'Transpose', inputs: ['w'], outputs: ['wt'], attributes: { perm: [1, 0] } },
-        { op: 'MatMul', inputs: ['x', 'wt'], outputs: ['y'] },
-      ],
-    }));
-    const compiled = await compileWasm(model);
-    expect(compiled.program.steps.map((s) => s.kind)).toEqual(['kernel']);
-    expect(compiled.program.weights.map((e) => e.name)).toContain('wt');
-    const session = await load(await encodeBundle(compiled));
-    const feeds = { x: xFeed(3) };
-    const got = (await session.run(feeds)).get('y')!;
-    const want = reference(model, feeds).get('y')!;
-    expect(got.shape).toEqual(want.shape);
-    Array.from(got.numbers()).forEach((v, i) => expect(v).toBeCloseTo(Array.from(want.numbers())[i], 5));
-  });
-
-  it('stores a large weight transposed (no Transpose kernel on every run), in place of the original', async () => {
-    // 8192 elements: past the host-value limit, so before this fold it was a kernel step.
-    const [K, N] = [64, 128];
+  /** y = x · Transpose(w) for w [N, K] (torch's Linear export), compiled, run, checked against the reference. */
+  async function transposedLinear(N: number, K: number): Promise<CompiledWasm> {
     const w = Tensor.fromNumbers('f32', [N, K], Array.from({ length: N * K }, (_, i) => Math.cos(i * 0.37)));
     const model = modelOf(buildModel({
       inputs: [{ name: 'x', dtype: 'f32', shape: ['batch', K] }],
@@ -215,13 +191,28 @@ describe('compile-time folding of host steps on constants', () => {
       ],
     }));
     const compiled = await compileWasm(model);
-    expect(compiled.program.steps.map((s) => compiled.program.nodes[s.node].op)).toEqual(['MatMul']);
-    expect(compiled.program.weights.map((e) => e.name)).toEqual(['wt']);
     const session = await load(await encodeBundle(compiled));
-    const x = Tensor.fromNumbers('f32', [2, K], Array.from({ length: 2 * K }, (_, i) => Math.sin(i)));
+    const x = Tensor.fromNumbers('f32', [3, K], Array.from({ length: 3 * K }, (_, i) => Math.sin(i * 1.3)));
     const got = (await session.run({ x })).get('y')!;
     const want = reference(model, { x }).get('y')!;
+    expect(got.shape).toEqual(want.shape);
     Array.from(got.numbers()).forEach((v, i) => expect(v).toBeCloseTo(Array.from(want.numbers())[i], 4));
+    return compiled;
+  }
+
+  // Without folding, the Transpose of a small weight is a host step every new plan recomputes
+  // (each decode step with new positions), and that of a large one a kernel run every time.
+  it('folds a Transpose of a small weight into a constant: no host step left, same outputs as the reference', async () => {
+    const compiled = await transposedLinear(3, 4);
+    expect(compiled.program.steps.map((s) => s.kind)).toEqual(['kernel']);
+    expect(compiled.program.weights.map((e) => e.name)).toContain('wt');
+  });
+
+  it('stores a large weight transposed (no Transpose kernel on every run), in place of the original', async () => {
+    // 8192 elements: past the host-value limit, so before this fold it was a kernel step.
+    const compiled = await transposedLinear(128, 64);
+    expect(compiled.program.steps.map((s) => compiled.program.nodes[s.node].op)).toEqual(['MatMul']);
+    expect(compiled.program.weights.map((e) => e.name)).toEqual(['wt']);
   });
 });
 
