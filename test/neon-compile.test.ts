@@ -4,13 +4,20 @@
  * value pinned (another value is refused at run time, by the C runtime), integer inputs that
  * feed computations run as kernels, and what would need a host at run time is refused.
  */
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LlmccError } from '../ir/errors.js';
 import type { Model } from '../ir/graph.js';
 import { Tensor } from '../ir/tensor.js';
 import { compileNeon } from '../targets/neon/compile.js';
+import { projectFiles } from '../targets/neon/project.js';
 import { runNeonCases } from '../targets/neon/run.js';
+import { runLoweringPipeline } from '../passes/pipeline.js';
+import { loweringFromFlags } from '../src/cli/lowering-options.js';
+import { loadModel } from '../src/onnx/load.js';
+import { bindInputs, readTestDataSet } from '../src/testdata.js';
 import { model, node, run } from './helpers/lut-graph.js';
+import { MODELS_DIR } from './helpers/paths.js';
 
 const reshapeModel = (): Model => model({
   inputs: [{ name: 'x', dtype: 'f32', shape: [2, 3] }, { name: 's', dtype: 'i64', shape: [2] }],
@@ -62,5 +69,22 @@ describe('neon specialisation', () => {
     const error = await compileNeon(reshapeModel(), { shapes: new Map([['x', [2, 3]], ['s', [2]]]) }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LlmccError);
     expect((error as Error).message).toMatch(/^target neon does not support .*Reshape/);
+  });
+});
+
+describe('neon kernel knobs', () => {
+  it("builds LUT matmuls with the neon target's accumulation (widening adds), not wasm's default (shift)", async () => {
+    const dir = path.join(MODELS_DIR, 'genai-static-scatter-bias-decoder');
+    const decoder = await loadModel(path.join(dir, 'model.onnx'));
+    runLoweringPipeline(decoder, loweringFromFlags({ bits: '2', group: '32', table: 'i8', g: '4', fuse: true, matmul: 'lut' }, 'wasm'));
+    const feeds = bindInputs(decoder.graph, readTestDataSet(path.join(dir, 'test_data_set_0')));
+    const program = await compileNeon(decoder, { shapes: new Map([...feeds].map(([n, t]) => [n, [...t.shape]])), values: feeds });
+    const source = projectFiles([{ name: 'lut', program }]).get('model.c') as string;
+    const kernels = source.split(/\n(?=static )/).filter((f) => /^static void \w+_LutMatMul\(/.test(f));
+    expect(kernels.length).toBeGreaterThan(0);
+    for (const kernel of kernels) {
+      expect(kernel).toMatch(/vaddw_u8\(/);
+      expect(kernel).not.toMatch(/vsraq_n_/);
+    }
   });
 });

@@ -19,6 +19,7 @@ import type { Attribute, Node, TensorType } from '../../ir/graph.js';
 import type { Kernel } from '../../codegen/kernel.js';
 import type { KernelBuildContext } from '../../targets/wasm/kernel-def.js';
 import { buildLutMatMul } from '../../targets/wasm/kernels/lut/LutMatMul.js';
+import { NEON_KERNEL_KNOBS } from '../../targets/neon/matmul-choice.js';
 import { buildLutPrecompute } from '../../targets/wasm/kernels/lut/LutPrecompute.js';
 import { WASM_LUT_LAYOUT } from '../../targets/wasm/kernels/lut/common.js';
 import { buildQuantizeActQ8 } from '../../targets/wasm/kernels/QuantizeActQ8.js';
@@ -63,7 +64,10 @@ function gemvCalls(K: number, N: number, bits: number, groupSize: number): Kerne
   const { g, rowsPerTile } = WASM_LUT_LAYOUT;
   const groups = K / g;
   const blocks = K / groupSize;
-  const ctx = (node: Node, inputs: TensorType[], outputs: TensorType[]): KernelBuildContext => ({ node, inputs, outputs, constant: () => undefined, name: node.name });
+  // The knobs the neon compiler sets (NEON_KERNEL_KNOBS), so the figures are the compiled kernels'.
+  const ctx = (node: Node, inputs: TensorType[], outputs: TensorType[]): KernelBuildContext => ({
+    node, inputs, outputs, constant: () => undefined, name: node.name, tuning: NEON_KERNEL_KNOBS[`${node.domain}::${node.op}`],
+  });
   const pre: Node = { name: 'gemv_pre', domain: 'llmcc', op: 'LutPrecompute', inputs: ['a'], outputs: ['t', 'ts', 'as'], attributes: attrs({ g, group_size: groupSize, table: 'i8' }) };
   const mm: Node = {
     name: 'gemv_mm', domain: 'llmcc', op: 'LutMatMul', inputs: ['t', 'ts', 'as', 'p', 's', 'o'], outputs: ['y'],

@@ -24,6 +24,7 @@ import { type LiveBuffer, alignUp, arenaBytes, arenaDtypeOf, placeByLiveness, wr
 import { UNSUPPORTED_PREFIX, classify, isViewOp } from '../wasm/compile.js';
 import type { ArenaDtype, KernelBuildContext, LaunchShapes } from '../wasm/kernel-def.js';
 import { wasmKernelTable } from '../wasm/links.js';
+import { NEON_KERNEL_KNOBS } from './matmul-choice.js';
 
 export const NEON_TARGET = 'neon';
 /** Shown in every unsupported report; conformance treats this prefix as UNSUPPORTED. */
@@ -250,7 +251,8 @@ export async function compileNeon(model: Model, options: NeonCompileOptions): Pr
     const scratch = def.scratchBytes ? newStorage(def.scratchBytes(node, launch), index) : undefined;
     let kernel: Kernel;
     try {
-      kernel = def.build(ctx!);
+      // The neon target's own knobs where the wasm defaults do not suit it (matmul-choice.ts).
+      kernel = def.build({ ...ctx!, tuning: ctx!.tuning ?? NEON_KERNEL_KNOBS[`${node.domain}::${node.op}`] });
     } catch (error) {
       if (error instanceof LlmccError) throw error.where ? error : new LlmccError(error.message, describeNode(node));
       throw new Error(`building the kernel failed: ${error instanceof Error ? error.message : String(error)}, ${describeNode(node)}`);

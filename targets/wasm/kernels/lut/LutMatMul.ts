@@ -36,6 +36,9 @@ export interface LutMatMulBuildOptions {
   kBlock?: number;
 }
 
+/** The `accumulate` tuning knob's values: 0 'shift' (the default; fewest ops in V8), 1 'widen'. */
+export const ACCUMULATE_KNOB: readonly LutAccumulate[] = ['shift', 'widen'];
+
 /** Why the fast path cannot run this node (undefined: it can). */
 export function fastPathBlocker(p: LutMatMulParams, tableDtype: string): string | undefined {
   if (tableDtype !== 'i8') return 'f32 tables';
@@ -105,7 +108,7 @@ export function buildLutMatMul(ctx: KernelBuildContext, options: LutMatMulBuildO
       blockSums: options.blockSums,
       unroll: options.unroll ?? ctx.tuning?.unroll ?? 1,
       subtiles: options.subtiles ?? ctx.tuning?.subtiles,
-      accumulate: options.accumulate,
+      accumulate: options.accumulate ?? ACCUMULATE_KNOB[ctx.tuning?.accumulate ?? 0],
       rowRange: options.rowRange,
       kBlock: options.kBlock ?? ctx.tuning?.k_block,
     });
@@ -162,6 +165,7 @@ export const lutMatMulKernel: WasmKernelDef & RowSplitKernel = {
     return [
       { name: 'unroll', values, default: 1 },
       { name: 'subtiles', values: subtiles, default: 1 },
+      { name: 'accumulate', values: [0, 1], default: 0 },
       ...(kBlockValues.length > 1 ? [{ name: 'k_block', values: kBlockValues, default: kBlockDefault }] : []),
     ];
   },

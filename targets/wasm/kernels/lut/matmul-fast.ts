@@ -24,7 +24,9 @@ import { TILE_ROWS, type LutMatMulParams } from './common.js';
  *        of 6 round-robin rounds: 0.326 vs 0.374 ms; 8192 resident 1.37 vs 1.42–1.45 ms);
  *        separate `bench gemv` runs at 4096 vary more than that. At group 32 the per-block
  *        interleave eats the gain (0.474 vs 0.477 ms). On neon, O += h >>u 8 prints as one
- *        USRA, so both take two instructions per lookup there.
+ *        USRA, so both take two instructions per lookup there and the interleave makes
+ *        'shift' cost more: the neon target builds 'widen' (knob accumulate = 1,
+ *        targets/neon/matmul-choice.ts).
  *      'pairwise': P += pairwise_add_u(h) (even + odd) and A += h as i16x8; A − P = 255·O
  *        and 255⁻¹ ≡ −257 (mod 2^16) give O = (P − A)·257. Two constant loads per lookup in
  *        V8: the slowest (0.42 ms at 4096 hot).
