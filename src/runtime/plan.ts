@@ -8,18 +8,18 @@
  * shapes). Two things keep that cheap: each step's inference and launch scalars are memoized
  * against its input shapes and host values (StepMemo), and a plan whose kernels never took a
  * shape from the host-read inputs' values is kept by shapes alone and refreshed by re-running
- * the few host steps that read those values (ValueFreeSteps, refreshPlan).
+ * the few host steps that read those values (ValueFreeSteps, refreshPlan), and otherwise the
+ * last plan is reshaped for the next step (reshapePlan). Steps are worked out in
+ * plan-steps.ts, plans updated in plan-update.ts.
  */
-import { LlmccError, describeNode } from '../../ir/errors.js';
-import { inferConcreteShapes } from '../../ir/concrete-shapes.js';
+import { LlmccError } from '../../ir/errors.js';
 import type { Node } from '../../ir/graph.js';
-import { Attrs } from '../../ir/ops/attrs.js';
 import type { OpDef } from '../../ir/ops/types.js';
 import { Tensor, sizeOf } from '../../ir/tensor.js';
 import { ARENA_ALIGN, type LiveBuffer, alignUp, arenaBytes, placeByLiveness } from '../../targets/wasm/arena.js';
-import type { LaunchShapes, WasmKernelDef } from '../../targets/wasm/kernel-def.js';
-import type { RowSplitKernel } from '../../targets/wasm/kernels/lut/common.js';
+import type { WasmKernelDef } from '../../targets/wasm/kernel-def.js';
 import type { WasmProgram, WeightEntry } from '../../targets/wasm/program.js';
+import { deviceResults, hostResults, launchOf } from './plan-steps.js';
 import type { WasmThreadPool } from './threads.js';
 
 /** A buffer in the arena, shared by a value and the views aliasing it. */
@@ -128,95 +128,6 @@ interface PendingCall {
   buffers: Storage[];
   scalars: number[];
   split?: { units: number; step: number };
-}
-
-function sameShape(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
-  if (a === b) return true;
-  if (!a || !b || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function sameValue(a: Tensor | undefined, b: Tensor | undefined): boolean {
-  if (a === b) return true;
-  if (!a || !b || a.dtype !== b.dtype || !sameShape(a.shape, b.shape)) return false;
-  const x = a.data, y = b.data;
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
-  return true;
-}
-
-function memoHolds(memo: StepMemo | undefined, shapes: readonly (readonly number[] | undefined)[], values: readonly (Tensor | undefined)[]): memo is StepMemo {
-  if (!memo) return false;
-  for (let i = 0; i < shapes.length; i++) {
-    if (!sameShape(memo.inputShapes[i], shapes[i]) || !sameValue(memo.inputValues[i], values[i])) return false;
-  }
-  return true;
-}
-
-/** The kernel's row-split hook, when it has one (threads share such launches). */
-export function splitterOf(kernel: WasmKernelDef | undefined): RowSplitKernel | undefined {
-  const candidate = kernel as (WasmKernelDef & Partial<RowSplitKernel>) | undefined;
-  return candidate?.rowSplit ? (candidate as WasmKernelDef & RowSplitKernel) : undefined;
-}
-
-function evaluateHost(ctx: PlanContext, node: Node, op: OpDef, inputs: (Tensor | undefined)[]): Tensor[] {
-  return op.evaluate({
-    node, opset: ctx.opsets.get(node.domain) ?? 1, attrs: new Attrs(node), inputs,
-    runSubgraph: () => { throw new LlmccError('subgraphs are not supported on wasm', describeNode(node)); },
-  });
-}
-
-/** A host step's results for these inputs: the memo's when it holds, else evaluated and memoized. */
-function hostResults(
-  ctx: PlanContext, step: PreparedStep, index: number, evalInputs: (Tensor | undefined)[],
-  inputShapes: (number[] | undefined)[], inputValues: (Tensor | undefined)[],
-): StepMemo {
-  const memo = ctx.stepMemos[index];
-  if (memoHolds(memo, inputShapes, inputValues)) return memo;
-  const hostOutputs = evaluateHost(ctx, step.node, step.op, evalInputs);
-  const fresh: StepMemo = { inputShapes, inputValues, outputShapes: hostOutputs.map((t) => (t ? [...t.shape] : [])), hostOutputs };
-  ctx.stepMemos[index] = fresh;
-  return fresh;
-}
-
-/**
- * A kernel or view step's output shapes for these inputs (`constant` gives the host value of an
- * input its shape inference reads): the memo's when it holds, else inferred and memoized.
- */
-function deviceResults(
-  ctx: PlanContext, step: PreparedStep, index: number, present: (string | undefined)[],
-  inputShapes: (number[] | undefined)[], inputValues: (Tensor | undefined)[], constant: (name: string) => Tensor | undefined,
-): StepMemo {
-  const memo = ctx.stepMemos[index];
-  if (memoHolds(memo, inputShapes, inputValues)) return memo;
-  const values = ctx.program.values;
-  const constantsRead: number[] = [];
-  const outputShapes = inferConcreteShapes({
-    node: step.node,
-    op: step.op,
-    opset: ctx.opsets.get(step.node.domain) ?? 1,
-    inputs: present.map((n, i) => (n ? { dtype: values[n].dtype, shape: inputShapes[i]! } : undefined)),
-    constant: (i) => {
-      if (!present[i]) return undefined;
-      constantsRead.push(i);
-      return constant(present[i]!);
-    },
-    target: 'wasm',
-    dataDependent: (name, shape) => `output '${name}' has a data-dependent shape ${shape}, which the wasm target cannot size`,
-  });
-  const fresh: StepMemo = { inputShapes, inputValues, outputShapes, constantsRead };
-  ctx.stepMemos[index] = fresh;
-  return fresh;
-}
-
-/** Fills a kernel step's memo with its launch scalars, scratch size and thread split. */
-function launchOf(ctx: PlanContext, step: PreparedStep, memo: StepMemo, inputShapes: (number[] | undefined)[]): void {
-  if (memo.scalars !== undefined) return;
-  const launch: LaunchShapes = { inputs: inputShapes.map((s) => (s ? [...s] : undefined)), outputs: memo.outputShapes };
-  memo.scratchBytes = step.kernel!.scratchBytes ? step.kernel!.scratchBytes(step.node, launch) : undefined;
-  memo.scalars = step.kernel!.args(step.node, launch);
-  const split = ctx.pool ? splitterOf(step.kernel)?.rowSplit(step.node, launch) : undefined;
-  if (split) memo.split = split;
 }
 
 /** One plan, walked step by step (see the file comment). */
@@ -440,142 +351,4 @@ export class PlanBuilder {
     const shares = pool.shareArgs(args, split.units, split.step);
     return { kind: 'call', node: step.node, fn: () => pool.run(step.exportName!, shares), args };
   }
-}
-
-/**
- * Makes a value-free plan fit new values of the host-read inputs: re-runs its value-reading
- * host steps and swaps their results into the uploads and outputs. False (plan untouched)
- * when a result's shape differs from the plan's: then the plan does not hold.
- */
-export function refreshPlan(ctx: PlanContext, plan: Plan, inputs: ReadonlyMap<string, Tensor>): boolean {
-  const free = plan.valueFree!;
-  const fresh = new Map<string, Tensor>();
-  for (const name of ctx.program.memory.hostReadInputs) fresh.set(name, inputs.get(name)!);
-  for (const { index, inputs: built, outputShapes } of free.steps) {
-    const { node, op } = ctx.steps[index];
-    const results = evaluateHost(ctx, node, op, node.inputs.map((n, i) => (n ? fresh.get(n) ?? built[i] : undefined)));
-    for (let k = 0; k < node.outputs.length; k++) {
-      const name = node.outputs[k];
-      if (!name) continue;
-      if (!sameShape(results[k]?.shape, outputShapes[k])) return false;
-      fresh.set(name, results[k]);
-    }
-  }
-  for (const [name, at] of free.uploads) for (const i of at) (plan.actions[i] as Extract<Action, { kind: 'upload' }>).tensor = fresh.get(name)!;
-  for (const [name, at] of free.outputs) for (const i of at) plan.outputs[i].tensor = fresh.get(name)!;
-  return true;
-}
-
-/**
- * Makes a plan fit a run whose input shapes or host-read values differ (the next decode step:
- * one more cached position, new positions): re-works only the steps that read something that
- * changed, in schedule order, and keeps the plan's buffers. False (plan untouched) when a value
- * outgrows its buffer, the carried buffers moved, or threads split the launches; the caller
- * then builds a new plan (PlanBuilder gives grown buffers room to grow again).
- */
-export function reshapePlan(ctx: PlanContext, plan: Plan, inputs: ReadonlyMap<string, Tensor>, carried: ReadonlyMap<string, CarriedInput>): boolean {
-  if (ctx.pool) return false;
-  const { record } = plan;
-  const values = ctx.program.values;
-  const shapes = new Map<string, number[]>();
-  const hostValues = new Map<string, Tensor>();
-  const changed = new Set<string>();
-  const shapeOf = (name: string): number[] => shapes.get(name) ?? record.shapes.get(name) ?? ctx.weightsByName.get(name)!.shape;
-  const hostValue = (name: string): Tensor | undefined => {
-    const known = hostValues.get(name) ?? record.hostValues.get(name);
-    if (known) return known;
-    const w = ctx.weightsByName.get(name);
-    return w && !inputs.has(name) && !carried.has(name) ? ctx.weightTensor(w) : undefined;
-  };
-  const needs = new Map<string | number, number>();
-  /** A value's new bytes fit its buffer (a carried output: its reservation). */
-  const fits = (name: string, bytes: number): boolean => {
-    needs.set(name, bytes);
-    const storage = record.storages.get(name);
-    if (!storage) return true;
-    if (!storage.fixed) return bytes <= storage.bytes;
-    const pair = [...carried.values()].find((c) => c.output === name);
-    return pair ? storage.offset === pair.outputOffset && bytes <= pair.capacity : true;
-  };
-
-  for (const input of ctx.program.inputs) {
-    const { name } = input;
-    const fed = inputs.get(name);
-    const c = carried.get(name);
-    if (c && record.storages.get(name)?.offset !== c.offset) return false;
-    const shape = fed ? fed.shape : c?.shape;
-    if (!shape) return false;
-    if (!sameShape(shape, record.shapes.get(name))) {
-      if (fed && !fits(name, arenaBytes(fed.dtype, fed.size))) return false;
-      shapes.set(name, [...shape]);
-      changed.add(name);
-    }
-    if (fed && record.hostValues.has(name) && !sameValue(fed, record.hostValues.get(name))) {
-      hostValues.set(name, fed);
-      changed.add(name);
-    }
-  }
-
-  const scalars = new Map<number, number[]>();
-  const uploads = new Map<string, Tensor>();
-  for (let index = 0; index < ctx.steps.length; index++) {
-    const step = ctx.steps[index];
-    const { node } = step;
-    if (!node.inputs.some((n) => n && changed.has(n))) continue;
-    const present = node.inputs.map((n) => n || undefined);
-    const inputShapes = present.map((n) => (n ? shapeOf(n) : undefined));
-    const inputValues = present.map((n) => (n ? hostValues.get(n) ?? record.hostValues.get(n) : undefined));
-    if (step.kind === 'host') {
-      const evalInputs = present.map((n, i) => (n ? hostValue(n) ?? Tensor.zeros(values[n].dtype, inputShapes[i]!) : undefined));
-      const memo = hostResults(ctx, step, index, evalInputs, inputShapes, inputValues);
-      for (let k = 0; k < node.outputs.length; k++) {
-        const name = node.outputs[k];
-        if (!name) continue;
-        const t = memo.hostOutputs![k];
-        if (!sameShape(t.shape, record.shapes.get(name))) { shapes.set(name, memo.outputShapes[k]); changed.add(name); }
-        if (!sameValue(t, record.hostValues.get(name))) { hostValues.set(name, t); changed.add(name); }
-        if (record.uploads.has(name)) {
-          if (!fits(name, arenaBytes(t.dtype, t.size))) return false;
-          uploads.set(name, t);
-        }
-      }
-      continue;
-    }
-    const memo = deviceResults(ctx, step, index, present, inputShapes, inputValues, hostValue);
-    for (let k = 0; k < node.outputs.length; k++) {
-      const name = node.outputs[k];
-      if (!name || sameShape(memo.outputShapes[k], record.shapes.get(name))) continue;
-      if (step.kind === 'kernel' && !fits(name, arenaBytes(values[name].dtype, sizeOf(memo.outputShapes[k])))) return false;
-      shapes.set(name, memo.outputShapes[k]);
-      changed.add(name);
-    }
-    if (step.kind === 'view') continue;
-    const call = record.calls.get(index);
-    // A launch skipped for empty outputs (or one that now would be): the plan's actions differ.
-    const empty = memo.outputShapes.every((shape) => sizeOf(shape) === 0) && node.outputs.some((n) => n);
-    if (!call || empty) return false;
-    launchOf(ctx, step, memo, inputShapes);
-    if ((memo.scratchBytes ?? 0) > (call.scratch?.bytes ?? 0) || (memo.scratchBytes === undefined) !== (call.scratch === undefined)) return false;
-    if (memo.scratchBytes !== undefined) needs.set(index, memo.scratchBytes);
-    scalars.set(index, memo.scalars!);
-  }
-
-  // Everything fits: the plan takes the new shapes, values, scalars and uploads.
-  for (const [name, shape] of shapes) record.shapes.set(name, shape);
-  for (const [name, value] of hostValues) record.hostValues.set(name, value);
-  for (const [key, bytes] of needs) record.needs.set(key, bytes);
-  for (const [index, launch] of scalars) {
-    const call = record.calls.get(index)!;
-    const action = plan.actions[call.action] as Extract<Action, { kind: 'call' }>;
-    plan.actions[call.action] = { ...action, args: [...action.args.slice(0, call.buffers), ...launch] };
-  }
-  for (const [name, t] of uploads) for (const i of record.uploads.get(name)!) (plan.actions[i] as Extract<Action, { kind: 'upload' }>).tensor = t;
-  for (const out of plan.outputs) {
-    out.shape = shapeOf(out.name);
-    const value = hostValues.get(out.name);
-    if (value && out.tensor) out.tensor = value;
-  }
-  // Its value-free steps were recorded for the old shapes.
-  plan.valueFree = undefined;
-  return true;
 }

@@ -14,7 +14,9 @@ import { wasmKernelTable } from '../../targets/wasm/links.js';
 import { type WasmProgram, type WeightEntry, deserializeNode } from '../../targets/wasm/program.js';
 import { decodeWeight } from '../../targets/wasm/weights.js';
 import { type WeightStream, placeWeight } from './weight-placement.js';
-import { type CarriedInput, type Plan, type PlanContext, type PreparedStep, type StepMemo, PlanBuilder, refreshPlan, reshapePlan, splitterOf } from './plan.js';
+import { type CarriedInput, type Plan, type PlanContext, type PreparedStep, type StepMemo, PlanBuilder } from './plan.js';
+import { splitterOf } from './plan-steps.js';
+import { refreshPlan, reshapePlan } from './plan-update.js';
 import type { WasmThreadPool } from './threads.js';
 
 export type Feeds = Record<string, Tensor> | ReadonlyMap<string, Tensor>;
