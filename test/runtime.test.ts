@@ -251,7 +251,7 @@ describe('activation plans across decode steps', () => {
   });
 
   const dir = path.join(MODELS_DIR, 'genai-static-scatter-bias-decoder');
-  it('a static-cache decoder reuses one plan for every position, refreshing its position-dependent host values', async () => {
+  it('a static-cache decoder reuses one plan for every position, reshaped for its position-dependent host values', async () => {
     const model = (await import('../src/onnx/load.js')).loadModel;
     const decoder = await model(path.join(dir, 'model.onnx'));
     const bundle = await encodeBundle(await compileWasm(decoder));

@@ -11,7 +11,7 @@ import type { OpDef } from '../../ir/ops/types.js';
 import type { Tensor } from '../../ir/tensor.js';
 import type { LaunchShapes, WasmKernelDef } from '../../targets/wasm/kernel-def.js';
 import type { RowSplitKernel } from '../../targets/wasm/kernels/lut/common.js';
-import type { PlanContext, PreparedStep, StepMemo } from './plan.js';
+import type { Action, PlanContext, PreparedStep, StepMemo } from './plan.js';
 
 export function sameShape(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
   if (a === b) return true;
@@ -73,21 +73,16 @@ export function deviceResults(
   const memo = ctx.stepMemos[index];
   if (memoHolds(memo, inputShapes, inputValues)) return memo;
   const values = ctx.program.values;
-  const constantsRead: number[] = [];
   const outputShapes = inferConcreteShapes({
     node: step.node,
     op: step.op,
     opset: ctx.opsets.get(step.node.domain) ?? 1,
     inputs: present.map((n, i) => (n ? { dtype: values[n].dtype, shape: inputShapes[i]! } : undefined)),
-    constant: (i) => {
-      if (!present[i]) return undefined;
-      constantsRead.push(i);
-      return constant(present[i]!);
-    },
+    constant: (i) => (present[i] ? constant(present[i]!) : undefined),
     target: 'wasm',
     dataDependent: (name, shape) => `output '${name}' has a data-dependent shape ${shape}, which the wasm target cannot size`,
   });
-  const fresh: StepMemo = { inputShapes, inputValues, outputShapes, constantsRead };
+  const fresh: StepMemo = { inputShapes, inputValues, outputShapes };
   ctx.stepMemos[index] = fresh;
   return fresh;
 }
@@ -100,4 +95,16 @@ export function launchOf(ctx: PlanContext, step: PreparedStep, memo: StepMemo, i
   memo.scalars = step.kernel!.args(step.node, launch);
   const split = ctx.pool ? splitterOf(step.kernel)?.rowSplit(step.node, launch) : undefined;
   if (split) memo.split = split;
+}
+
+/** A kernel call with these arguments (buffer offsets, then scalars); with threads, its row shares. */
+export function callAction(
+  ctx: PlanContext, step: PreparedStep, offsets: number[], scalars: readonly number[], split: StepMemo['split'],
+): Extract<Action, { kind: 'call' }> {
+  const args = [...offsets, ...scalars];
+  const pool = ctx.pool;
+  if (!pool || !split) return { kind: 'call', node: step.node, fn: step.fn!, args };
+  // Each thread computes its share of the rows; the shares are fixed per call.
+  const shares = pool.shareArgs(args, split.units, split.step);
+  return { kind: 'call', node: step.node, fn: () => pool.run(step.exportName!, shares), args };
 }

@@ -1,46 +1,21 @@
 /**
- * Updates of an existing activation plan for the next run, instead of building one
- * (plan.ts): a value-free plan refreshed for new positions (refreshPlan), or the last plan
- * reshaped for a decode step's new shapes (reshapePlan).
+ * The last activation plan reshaped for the next run instead of a new one (plan.ts): a decode
+ * step's new positions (a static cache: only the host steps on positions change) or one more
+ * cached position (a growing cache: also the attention steps' shapes and scratch).
  */
 import { Tensor, sizeOf } from '../../ir/tensor.js';
 import { arenaBytes } from '../../targets/wasm/arena.js';
-import type { Action, CarriedInput, Plan, PlanContext } from './plan.js';
-import { deviceResults, evaluateHost, hostResults, launchOf, sameShape, sameValue } from './plan-steps.js';
-
-/**
- * Makes a value-free plan fit new values of the host-read inputs: re-runs its value-reading
- * host steps and swaps their results into the uploads and outputs. False (plan untouched)
- * when a result's shape differs from the plan's: then the plan does not hold.
- */
-export function refreshPlan(ctx: PlanContext, plan: Plan, inputs: ReadonlyMap<string, Tensor>): boolean {
-  const free = plan.valueFree!;
-  const fresh = new Map<string, Tensor>();
-  for (const name of ctx.program.memory.hostReadInputs) fresh.set(name, inputs.get(name)!);
-  for (const { index, inputs: built, outputShapes } of free.steps) {
-    const { node, op } = ctx.steps[index];
-    const results = evaluateHost(ctx, node, op, node.inputs.map((n, i) => (n ? fresh.get(n) ?? built[i] : undefined)));
-    for (let k = 0; k < node.outputs.length; k++) {
-      const name = node.outputs[k];
-      if (!name) continue;
-      if (!sameShape(results[k]?.shape, outputShapes[k])) return false;
-      fresh.set(name, results[k]);
-    }
-  }
-  for (const [name, at] of free.uploads) for (const i of at) (plan.actions[i] as Extract<Action, { kind: 'upload' }>).tensor = fresh.get(name)!;
-  for (const [name, at] of free.outputs) for (const i of at) plan.outputs[i].tensor = fresh.get(name)!;
-  return true;
-}
+import type { Action, CarriedInput, Plan, PlanContext, StepMemo } from './plan.js';
+import { callAction, deviceResults, hostResults, launchOf, sameShape, sameValue } from './plan-steps.js';
 
 /**
  * Makes a plan fit a run whose input shapes or host-read values differ (the next decode step:
  * one more cached position, new positions): re-works only the steps that read something that
  * changed, in schedule order, and keeps the plan's buffers. False (plan untouched) when a value
- * outgrows its buffer, the carried buffers moved, or threads split the launches; the caller
- * then builds a new plan (PlanBuilder gives grown buffers room to grow again).
+ * outgrows its buffer or the carried buffers moved; the caller then builds a new plan
+ * (PlanBuilder gives grown buffers room to grow again).
  */
 export function reshapePlan(ctx: PlanContext, plan: Plan, inputs: ReadonlyMap<string, Tensor>, carried: ReadonlyMap<string, CarriedInput>): boolean {
-  if (ctx.pool) return false;
   const { record } = plan;
   const values = ctx.program.values;
   const shapes = new Map<string, number[]>();
@@ -82,7 +57,7 @@ export function reshapePlan(ctx: PlanContext, plan: Plan, inputs: ReadonlyMap<st
     }
   }
 
-  const scalars = new Map<number, number[]>();
+  const launches = new Map<number, StepMemo>();
   const uploads = new Map<string, Tensor>();
   for (let index = 0; index < ctx.steps.length; index++) {
     const step = ctx.steps[index];
@@ -123,17 +98,16 @@ export function reshapePlan(ctx: PlanContext, plan: Plan, inputs: ReadonlyMap<st
     launchOf(ctx, step, memo, inputShapes);
     if ((memo.scratchBytes ?? 0) > (call.scratch?.bytes ?? 0) || (memo.scratchBytes === undefined) !== (call.scratch === undefined)) return false;
     if (memo.scratchBytes !== undefined) needs.set(index, memo.scratchBytes);
-    scalars.set(index, memo.scalars!);
+    launches.set(index, memo);
   }
 
   // Everything fits: the plan takes the new shapes, values, scalars and uploads.
   for (const [name, shape] of shapes) record.shapes.set(name, shape);
   for (const [name, value] of hostValues) record.hostValues.set(name, value);
   for (const [key, bytes] of needs) record.needs.set(key, bytes);
-  for (const [index, launch] of scalars) {
+  for (const [index, memo] of launches) {
     const call = record.calls.get(index)!;
-    const action = plan.actions[call.action] as Extract<Action, { kind: 'call' }>;
-    plan.actions[call.action] = { ...action, args: [...action.args.slice(0, call.buffers), ...launch] };
+    plan.actions[call.action] = callAction(ctx, ctx.steps[index], call.buffers.map((b) => b.offset), memo.scalars!, memo.split);
   }
   for (const [name, t] of uploads) for (const i of record.uploads.get(name)!) (plan.actions[i] as Extract<Action, { kind: 'upload' }>).tensor = t;
   for (const out of plan.outputs) {
@@ -141,7 +115,5 @@ export function reshapePlan(ctx: PlanContext, plan: Plan, inputs: ReadonlyMap<st
     const value = hostValues.get(out.name);
     if (value && out.tensor) out.tensor = value;
   }
-  // Its value-free steps were recorded for the old shapes.
-  plan.valueFree = undefined;
   return true;
 }

@@ -6,11 +6,9 @@
  *
  * A decode loop asks for a new plan at every step (new positions; with a growing cache, new
  * shapes). Two things keep that cheap: each step's inference and launch scalars are memoized
- * against its input shapes and host values (StepMemo), and a plan whose kernels never took a
- * shape from the host-read inputs' values is kept by shapes alone and refreshed by re-running
- * the few host steps that read those values (ValueFreeSteps, refreshPlan), and otherwise the
- * last plan is reshaped for the next step (reshapePlan). Steps are worked out in
- * plan-steps.ts, plans updated in plan-update.ts.
+ * against its input shapes and host values (StepMemo), and the last plan is reshaped for the
+ * next step rather than built anew, re-working only the steps that read what changed
+ * (reshapePlan). Steps are worked out in plan-steps.ts, plans updated in plan-update.ts.
  */
 import { LlmccError } from '../../ir/errors.js';
 import type { Node } from '../../ir/graph.js';
@@ -19,7 +17,7 @@ import { Tensor, sizeOf } from '../../ir/tensor.js';
 import { ARENA_ALIGN, type LiveBuffer, alignUp, arenaBytes, placeByLiveness } from '../../targets/wasm/arena.js';
 import type { WasmKernelDef } from '../../targets/wasm/kernel-def.js';
 import type { WasmProgram, WeightEntry } from '../../targets/wasm/program.js';
-import { deviceResults, hostResults, launchOf } from './plan-steps.js';
+import { callAction, deviceResults, hostResults, launchOf } from './plan-steps.js';
 import type { WasmThreadPool } from './threads.js';
 
 /** A buffer in the arena, shared by a value and the views aliasing it. */
@@ -37,8 +35,6 @@ export interface Plan {
   actions: Action[];
   /** Graph outputs: a JS tensor, or where to read it. */
   outputs: { name: string; tensor?: Tensor; storage?: Storage; shape: number[] }[];
-  /** Present when the plan holds for other values of the host-read inputs (see refreshPlan). */
-  valueFree?: ValueFreeSteps;
   /** What the plan was built with, for reshapePlan. */
   record: PlanRecord;
 }
@@ -48,25 +44,12 @@ export interface PlanRecord {
   shapes: Map<string, number[]>;
   hostValues: Map<string, Tensor>;
   storages: Map<string, Storage>;
-  /** Per kernel step: its call's action index, how many buffer offsets lead its arguments, its scratch. */
-  calls: Map<number, { action: number; buffers: number; scratch?: Storage }>;
+  /** Per kernel step: its call's action index, its buffers (argument order; scalars follow), its scratch. */
+  calls: Map<number, { action: number; buffers: Storage[]; scratch?: Storage }>;
   /** Per host value written to the arena: the upload actions. */
   uploads: Map<string, number[]>;
   /** Bytes each buffer needs for the shapes the plan holds now (by value; scratch by step index). */
   needs: Map<string | number, number>;
-}
-
-/**
- * The host steps of a plan that read the host-read inputs' values (directly or through other
- * host steps) when nothing else in the plan does: no kernel's shapes came from those values.
- * A decode step of a static-cache model differs from the last one only there (positions,
- * write index), so the plan is reused after re-running these few steps (refreshPlan).
- */
-interface ValueFreeSteps {
-  steps: { index: number; inputs: (Tensor | undefined)[]; outputShapes: number[][] }[];
-  /** Per value these steps make: the upload actions that write it and the graph outputs that return it. */
-  uploads: Map<string, number[]>;
-  outputs: Map<string, number[]>;
 }
 
 /** A carried input as one run sees it: where it is read and where its output goes. */
@@ -98,8 +81,6 @@ export interface StepMemo {
   /** Host values of the inputs (graph inputs read on the host, host-step results); weights are constant. */
   inputValues: (Tensor | undefined)[];
   outputShapes: number[][];
-  /** Inputs whose values the op's shape inference read. */
-  constantsRead?: number[];
   hostOutputs?: Tensor[];
   scalars?: number[];
   scratchBytes?: number;
@@ -140,11 +121,6 @@ export class PlanBuilder {
   private readonly planInputs: Plan['inputs'] = [];
   /** Kernel calls wait for the placement for their offsets. */
   private readonly actions: (Action | PendingCall)[] = [];
-  /** Host values that come from the host-read inputs' values, and the steps that make them. */
-  private readonly dynamic: Set<string>;
-  private readonly dynamicSteps: ValueFreeSteps['steps'] = [];
-  private readonly dynamicUploads = new Map<string, number[]>();
-  private readsValues = false;
 
   private readonly calls: PlanRecord['calls'] = new Map();
   private readonly uploads: PlanRecord['uploads'] = new Map();
@@ -162,7 +138,6 @@ export class PlanBuilder {
     private readonly previous?: PlanRecord,
   ) {
     this.values = ctx.program.values;
-    this.dynamic = new Set(ctx.program.memory.hostReadInputs.filter((name) => inputs.has(name)));
   }
 
   build(): Plan {
@@ -250,19 +225,15 @@ export class PlanBuilder {
     });
     const memo = hostResults(this.ctx, step, index, evalInputs, inputShapes, inputValues);
     const outputs = memo.hostOutputs!;
-    const fromValues = present.some((n) => n !== undefined && this.dynamic.has(n));
-    if (fromValues) this.dynamicSteps.push({ index, inputs: evalInputs, outputShapes: memo.outputShapes });
     for (let k = 0; k < node.outputs.length; k++) {
       const name = node.outputs[k];
       if (!name) continue;
       const t = outputs[k];
       this.hostValues.set(name, t);
       this.shapes.set(name, memo.outputShapes[k]);
-      if (fromValues) this.dynamic.add(name);
       if (this.values[name]?.inArena) {
         const s = this.newStorage(this.allot(arenaBytes(t.dtype, t.size), name, this.previous?.storages.get(name)), index);
         this.storages.set(name, s);
-        if (fromValues) this.dynamicUploads.set(name, [...(this.dynamicUploads.get(name) ?? []), this.actions.length]);
         this.uploads.set(name, [...(this.uploads.get(name) ?? []), this.actions.length]);
         this.actions.push({ kind: 'upload', storage: s, tensor: t, what: `value '${name}'` });
       }
@@ -276,8 +247,6 @@ export class PlanBuilder {
   ): void {
     const { node } = step;
     const memo = deviceResults(this.ctx, step, index, present, inputShapes, inputValues, (name) => this.hostValue(name));
-    // Shapes from the host-read inputs' values: the plan holds for these values only.
-    if (memo.constantsRead!.some((i) => this.dynamic.has(present[i]!))) this.readsValues = true;
     const outTypes = memo.outputShapes;
     for (let k = 0; k < node.outputs.length; k++) if (node.outputs[k]) this.shapes.set(node.outputs[k], outTypes[k]);
     for (const n of present) if (n && this.values[n]?.inArena) this.storageOf(n).last = index;
@@ -303,15 +272,13 @@ export class PlanBuilder {
     for (const n of present) if (n) buffers.push(this.storageOf(n));
     for (const s of outStorages) buffers.push(s);
     if (scratch) buffers.push(scratch);
-    this.calls.set(index, { action: this.actions.length, buffers: buffers.length, scratch });
+    this.calls.set(index, { action: this.actions.length, buffers, scratch });
     this.actions.push({ step, buffers, scalars: memo.scalars!, split: this.ctx.pool ? memo.split : undefined });
   }
 
   private finish(): Plan {
-    const dynamicOutputs = new Map<string, number[]>();
-    const outputs: Plan['outputs'] = this.ctx.program.outputs.map(({ name }, i) => {
+    const outputs: Plan['outputs'] = this.ctx.program.outputs.map(({ name }) => {
       const shape = this.shapeOf(name);
-      if (this.dynamic.has(name) && this.hostValues.has(name)) dynamicOutputs.set(name, [...(dynamicOutputs.get(name) ?? []), i]);
       const tensor = this.hostValues.get(name) ?? (this.ctx.weightsByName.has(name) && !this.inputs.has(name) ? this.hostValue(name) : undefined);
       if (tensor) return { name, tensor, shape };
       const storage = this.storages.get(name);
@@ -333,22 +300,9 @@ export class PlanBuilder {
     this.ctx.ensureBytes(end);
     return {
       inputs: this.planInputs,
-      actions: this.actions.map((a) => ('kind' in a ? a : this.callOf(a))),
+      actions: this.actions.map((a) => ('kind' in a ? a : callAction(this.ctx, a.step, a.buffers.map((b) => b.offset), a.scalars, a.split))),
       outputs,
-      valueFree: this.readsValues ? undefined : { steps: this.dynamicSteps, uploads: this.dynamicUploads, outputs: dynamicOutputs },
       record: { shapes: this.shapes, hostValues: this.hostValues, storages: this.storages, calls: this.calls, uploads: this.uploads, needs: this.needs },
     };
-  }
-
-  /** A kernel call of a placed plan: its buffers' offsets, then its scalars. */
-  private callOf({ step, buffers, scalars, split }: PendingCall): Action {
-    const args = new Array<number>(buffers.length + scalars.length);
-    for (let i = 0; i < buffers.length; i++) args[i] = buffers[i].offset;
-    for (let i = 0; i < scalars.length; i++) args[buffers.length + i] = scalars[i];
-    const pool = this.ctx.pool;
-    if (!pool || !split) return { kind: 'call', node: step.node, fn: step.fn!, args };
-    // Each thread computes its share of the rows; the shares are fixed per plan.
-    const shares = pool.shareArgs(args, split.units, split.step);
-    return { kind: 'call', node: step.node, fn: () => pool.run(step.exportName!, shares), args };
   }
 }

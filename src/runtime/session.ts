@@ -16,7 +16,7 @@ import { decodeWeight } from '../../targets/wasm/weights.js';
 import { type WeightStream, placeWeight } from './weight-placement.js';
 import { type CarriedInput, type Plan, type PlanContext, type PreparedStep, type StepMemo, PlanBuilder } from './plan.js';
 import { splitterOf } from './plan-steps.js';
-import { refreshPlan, reshapePlan } from './plan-update.js';
+import { reshapePlan } from './plan-update.js';
 import type { WasmThreadPool } from './threads.js';
 
 export type Feeds = Record<string, Tensor> | ReadonlyMap<string, Tensor>;
@@ -119,8 +119,6 @@ class WasmSession implements RuntimeSession {
   private readonly indexBounds: Map<string, IndexBound[]>;
   private readonly hostWeights = new Map<string, Tensor>();
   private readonly plans = new Map<string, Plan>();
-  /** Value-free plans by shapes alone (see ValueFreeSteps). */
-  private readonly valueFreePlans = new Map<string, Plan>();
   /** Per carried-buffer placement, the plan the last run used: the next decode step reshapes it. */
   private readonly lastPlans = new Map<string, Plan>();
   /** Per step, what the last plan built computed (see StepMemo). */
@@ -215,7 +213,6 @@ class WasmSession implements RuntimeSession {
     const pool = this.pool;
     this.pool = undefined;
     this.plans.clear(); // plans hold calls into the pool
-    this.valueFreePlans.clear();
     this.lastPlans.clear();
     await pool?.close();
   }
@@ -286,7 +283,6 @@ class WasmSession implements RuntimeSession {
     }
     this.carriedBytes = offset - this.weightsEnd();
     this.plans.clear(); // every plan's activations move past the new reservation
-    this.valueFreePlans.clear();
     this.lastPlans.clear();
     this.ensureBytes(offset);
     const state = { buffers: layout, parity: 0 as 0 | 1 };
@@ -387,28 +383,27 @@ class WasmSession implements RuntimeSession {
   }
 
   /**
-   * The plan for a run: a cached one (by shapes and host-read values, or by shapes alone when
-   * value-free), else the last plan used with these carried buffers reshaped to fit (a decode
-   * step after the previous one), else a new one.
+   * The plan for a run: a cached one (by shapes and host-read values), else the last plan used
+   * with these carried buffers reshaped to fit (a decode step after the previous one), else a
+   * new one.
    */
   private planFor(inputs: ReadonlyMap<string, Tensor>, carried: ReadonlyMap<string, CarriedInput>): Plan {
     const carriedKey = JSON.stringify([...carried.values()].map((c) => [c.offset, c.outputOffset]));
-    const shapeKey = JSON.stringify([this.program.inputs.map((i) => inputs.get(i.name)?.shape ?? carried.get(i.name)!.shape), carriedKey]);
-    const key = JSON.stringify([shapeKey, this.program.memory.hostReadInputs.map((name) => Array.from(inputs.get(name)!.numbers()))]);
-    const ctx = this.planContext();
-    let plan: Plan | undefined;
-    const template = this.valueFreePlans.get(shapeKey);
-    if (template && refreshPlan(ctx, template, inputs)) plan = template;
-    plan ??= this.plans.get(key);
+    const key = JSON.stringify([
+      this.program.inputs.map((i) => inputs.get(i.name)?.shape ?? carried.get(i.name)!.shape),
+      this.program.memory.hostReadInputs.map((name) => Array.from(inputs.get(name)!.numbers())),
+      carriedKey,
+    ]);
+    let plan = this.plans.get(key);
     if (!plan) {
+      const ctx = this.planContext();
       const last = this.lastPlans.get(carriedKey);
       if (last && reshapePlan(ctx, last, inputs, carried)) {
         // Reshaped in place: no longer what it was cached as.
-        for (const cache of [this.plans, this.valueFreePlans]) for (const [k, p] of cache) if (p === last) cache.delete(k);
+        for (const [k, p] of this.plans) if (p === last) this.plans.delete(k);
         plan = last;
       } else {
         plan = new PlanBuilder(ctx, inputs, carried, last?.record).build();
-        if (plan.valueFree) cacheBounded(this.valueFreePlans, shapeKey, plan);
       }
       cacheBounded(this.plans, key, plan);
     }
